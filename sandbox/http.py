@@ -1,0 +1,62 @@
+"""The request/response shape every emulated API speaks; the server in ``sandbox.server`` carries them.
+
+An emulated API is an ``App``: a pure function from ``SandboxRequest`` to ``SandboxResponse``, so
+it can be unit-tested without a socket. The server adds TLS, keep-alive, the request ledger and
+fault injection around it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass(frozen=True)
+class SandboxRequest:
+    method: str  # upper case
+    target: str  # path with query string, as sent
+    headers: dict[str, str]  # keys lower case
+    body: bytes = b""
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class SandboxResponse:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of_json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> SandboxResponse:
+        return cls(
+            status,
+            json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(),
+            {"Content-Type": "application/json;charset=UTF-8", **(headers or {})},
+        )
+
+
+class App(Protocol):
+    """One emulated API."""
+
+    name: str  # salesforce | hubspot | nps | intent
+
+    def handle(self, request: SandboxRequest) -> SandboxResponse: ...
+
+    def reset(self) -> None:
+        """Back to the book as generated: undo every write and counter."""

@@ -1,0 +1,1 @@
+"""Scoring: set-based SQL signals over the store, scorecards, relationships, explanations, trends, calibration."""

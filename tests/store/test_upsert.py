@@ -1,0 +1,81 @@
+"""Upserts keyed on (source, external id) behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select
+
+from core.records import AccountRecord, ActivityRecord, ActivityType, ContactRecord
+from store.migrate import head_revision, schema_drift, upgrade
+from store.models import Account, AccountDomain, ActivityParticipant, Contact
+from store.upsert import upsert_records
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def test_second_upgrade_is_a_no_op_and_models_match_migrations(store_engine: Engine) -> None:
+    assert upgrade(store_engine) == (head_revision(), head_revision())
+    assert schema_drift(store_engine) == []
+
+
+def test_upsert_inserts_then_updates_by_source_and_external_id(store_engine: Engine) -> None:
+    with store_engine.begin() as conn:
+        upsert_records(conn, [AccountRecord(source="salesforce", external_id="001A", name="Acme", arr=100.0)])
+        upsert_records(conn, [AccountRecord(source="hubspot", external_id="001A", name="Acme HS")])
+    with store_engine.begin() as conn:
+        upsert_records(conn, [AccountRecord(source="salesforce", external_id="001A", name="Acme Corp", arr=250.0)])
+    with store_engine.connect() as conn:
+        rows = conn.execute(select(Account.source, Account.name, Account.arr).order_by(Account.source)).all()
+    assert [tuple(r) for r in rows] == [("hubspot", "Acme HS", None), ("salesforce", "Acme Corp", 250.0)]
+
+
+def test_a_deleted_record_keeps_its_row_marked_deleted(store_engine: Engine) -> None:
+    with store_engine.begin() as conn:
+        upsert_records(conn, [ContactRecord(source="salesforce", external_id="003X", email="a@acme.com")])
+        upsert_records(conn, [ContactRecord(source="salesforce", external_id="003X", is_deleted=True)])
+    with store_engine.connect() as conn:
+        row = conn.execute(select(Contact.is_deleted, Contact.deleted_at)).one()
+    assert row.is_deleted is True
+    assert row.deleted_at is not None and row.deleted_at.tzinfo is UTC
+
+
+def test_the_last_version_of_a_record_in_one_batch_wins(store_engine: Engine) -> None:
+    with store_engine.begin() as conn:
+        result = upsert_records(
+            conn,
+            [
+                AccountRecord(source="salesforce", external_id="001B", name="Old"),
+                AccountRecord(source="salesforce", external_id="001B", name="New"),
+            ],
+        )
+    assert result.rows == 1
+    with store_engine.connect() as conn:
+        assert conn.execute(select(Account.name)).scalar_one() == "New"
+
+
+def test_participants_and_domains_are_replaced_not_accumulated(store_engine: Engine) -> None:
+    activity = ActivityRecord(
+        source="hubspot", external_id="e1", activity_type=ActivityType.MEETING, occurred_at=T0,
+        contact_external_ids=("c1", "c2", "c1"),
+    )
+    with store_engine.begin() as conn:
+        upsert_records(conn, [activity])
+        upsert_records(conn, [AccountRecord(source="hubspot", external_id="9", domain="www.Acme.com",
+                                            extra_domains=("acme.de",))])
+    with store_engine.begin() as conn:
+        upsert_records(conn, [activity.model_copy(update={"contact_external_ids": ("c3",)})])
+        upsert_records(conn, [AccountRecord(source="hubspot", external_id="9", domain="acme.com")])
+    with store_engine.connect() as conn:
+        participants = conn.execute(select(ActivityParticipant.contact_external_id)).scalars().all()
+        domains = conn.execute(select(AccountDomain.domain)).scalars().all()
+    assert participants == ["c3"]
+    assert domains == ["acme.com"]
+
+
+def test_large_batches_are_split_under_the_parameter_limit(store_engine: Engine) -> None:
+    records = [AccountRecord(source="salesforce", external_id=f"A{i:06d}", name=f"N{i}") for i in range(5_000)]
+    with store_engine.begin() as conn:
+        upsert_records(conn, records)
+    with store_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Account)).scalar_one() == 5_000
