@@ -60,3 +60,6 @@ class App(Protocol):
 
     def reset(self) -> None:
         """Back to the book as generated: undo every write and counter."""
+
+    def error_response(self, kind: str) -> SandboxResponse:
+        """The body this API sends for an injected transport fault: ``rate_limited`` or ``server_error``."""
