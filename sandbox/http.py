@@ -63,3 +63,17 @@ class App(Protocol):
 
     def error_response(self, kind: str) -> SandboxResponse:
         """The body this API sends for an injected transport fault: ``rate_limited`` or ``server_error``."""
+
+
+@dataclass(frozen=True)
+class SandboxTokens:
+    """The fixed credentials every emulated API accepts: sandbox values, not secrets."""
+
+    salesforce_access_token: str = "00DSANDBOX!sandbox-salesforce-access-token"  # noqa: S105
+    salesforce_client_id: str = "sandbox-salesforce-client-id"
+    salesforce_client_secret: str = "sandbox-salesforce-client-secret"  # noqa: S105
+    salesforce_username: str = "integration@sandbox.example"
+    salesforce_password: str = "sandbox-password"  # noqa: S105
+    hubspot_access_token: str = "pat-na1-sandbox-hubspot-access-token"  # noqa: S105
+    nps_api_key: str = "sandbox-nps-api-key"
+    intent_api_key: str = "sandbox-intent-api-key"
