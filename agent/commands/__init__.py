@@ -1,0 +1,1 @@
+"""One module per CLI command; each has ``run(ctx: CommandContext, **options) -> int`` (the exit code)."""
