@@ -282,6 +282,34 @@ class _Contact:
     has_left: bool
 
 
+@dataclass
+class _Account:
+    """One account's draws that its child records depend on."""
+
+    n: int
+    rng: random.Random
+    name: str
+    domain: str
+    tier: str
+    arr: float
+    seats: int
+    owner: int
+    created: int  # epoch seconds
+    end: int  # epoch seconds of the customer's last day: the churn date, or the anchor
+    path: list[float]  # latent health per history month
+    start: int
+    bucket: int
+    contacts: list[_Contact] = field(default_factory=list)
+
+    @property
+    def scale(self) -> float:
+        """Bigger customers make more of everything (activities, tickets)."""
+        return {"smb": 0.85, "mid_market": 1.1, "enterprise": 1.5}[self.tier]
+
+    def h_at(self, ts: int) -> float:
+        return self.path[min(HISTORY_MONTHS - 1, max(0, (ts - self.start) // self.bucket))]
+
+
 class _Writer:
     """Buffers rows per table and inserts them with executemany in chunks."""
 
@@ -362,7 +390,8 @@ class _Generator:
             created = self.now - rng.randint(400, 2000) * DAY - rng.randrange(DAY)
             updated = self.now - rng.randint(1, 300) * DAY - rng.randrange(DAY)
             active = 0 if n > 3 and rng.random() < 0.06 else 1
-            w.add("users", (n, first, last, email, rng.choice(names.OWNER_TITLES), active, _iso(created), _iso(updated)))
+            title = rng.choice(names.OWNER_TITLES)
+            w.add("users", (n, first, last, email, title, active, _iso(created), _iso(updated)))
 
     def _when(self, rng: random.Random, m: int, not_before: int) -> int:
         """A random second inside history month ``m``, not before ``not_before`` and before the anchor."""
@@ -400,22 +429,19 @@ class _Generator:
         else:
             employees = int(1000 * math.exp(rng.random() * 3.9))
             arr, seats = rng.uniform(150_000, 900_000), rng.randint(200, 2000)
-        arr = round(arr, -2)
-        scale = {"smb": 0.85, "mid_market": 1.1, "enterprise": 1.5}[tier]
         age_days = rng.randint(HISTORY_DAYS + 1, 2200) if rng.random() < 0.72 else rng.randint(30, HISTORY_DAYS)
         created = self.now - age_days * DAY - rng.randrange(DAY)
         created_day = datetime.fromtimestamp(created, UTC).date()
 
         # The hidden health path: one value per history month.
         health = rng.betavariate(5.0, 2.2)
-        drift = rng.gauss(0.0, 0.013)
+        drift = rng.gauss(0.0, 0.011)
         path: list[float] = []
         for _ in range(HISTORY_MONTHS):
             health = _clip(health + drift + rng.gauss(0.0, 0.045), 0.02, 0.98)
             path.append(round(health, 4))
-
-        def h_at(ts: int) -> float:
-            return path[min(HISTORY_MONTHS - 1, max(0, (ts - self.start) // self.bucket))]
+        a = _Account(n, rng, name, domain, tier, round(arr, -2), seats, 1 + rng.randrange(self.users), created,
+                     self.now, path, self.start, self.bucket)
 
         # Renewals inside the window decide churn; the first lost one ends the contract.
         outcomes: list[tuple[date, str]] = []
@@ -424,17 +450,16 @@ class _Generator:
         while (renewal := _add_years(created_day, k)) < self.anchor:
             ts = _epoch(renewal)
             if ts >= self.start:
-                p_loss = 1.0 / (1.0 + math.exp((h_at(ts) - 0.42) / 0.055))
+                p_loss = 1.0 / (1.0 + math.exp((a.h_at(ts) - 0.42) / 0.055))
                 lost = rng.random() < p_loss
                 outcomes.append((renewal, "lost" if lost else "won"))
                 if lost:
                     churn_day = renewal
+                    a.end = ts
                     break
             k += 1
         next_renewal = churn_day or _add_years(created_day, k)
-        end = _epoch(churn_day) if churn_day else self.now  # the customer's last day
 
-        owner = 1 + rng.randrange(self.users)
         silent = rng.random() < 0.03 or n % 40 == 17
         deleted = 1 if rng.random() < 0.005 or n % 97 == 50 else 0
         website_roll = rng.random()
@@ -452,18 +477,19 @@ class _Generator:
             n, name, domain, website,
             None if rng.random() < 0.08 else rng.choice(names.INDUSTRIES),
             None if rng.random() < 0.07 else employees,
-            arr, tier, owner, _iso(created), _iso(self._later(rng, max(created, self.now - 120 * DAY), 120 * DAY)),
+            a.arr, tier, a.owner, _iso(created),
+            _iso(self._later(rng, max(created, self.now - 120 * DAY), 120 * DAY)),
             next_renewal.isoformat(), description, deleted,
         ))
 
-        contacts = self._contacts(w, rng, n, domain, tier, created, path, silent)
+        self._contacts(w, a, silent)
         if not silent:
-            self._activities(w, rng, n, owner, created, end, path, contacts, scale)
-        self._tickets_and_surveys(w, rng, n, created, end, h_at, contacts, scale)
-        self._intent(w, rng, domain, created, end, path)
-        self._usage(w, rng, n, domain, created, end, h_at, seats)
-        self._invoices(w, rng, n, created_day, end, h_at, arr)
-        self._deals(w, rng, n, name, created, created_day, outcomes, churn_day, next_renewal, path, arr, contacts)
+            self._activities(w, a)
+        self._tickets_and_surveys(w, a)
+        self._intent(w, a)
+        self._usage(w, a)
+        self._invoices(w, a)
+        self._deals(w, a, outcomes, next_renewal)
         return {
             "n": n,
             "domain": domain,
@@ -474,65 +500,61 @@ class _Generator:
             "health_by_month": path,
         }
 
-    def _contacts(
-        self, w: _Writer, rng: random.Random, account_n: int, domain: str, tier: str, created: int,
-        path: list[float], silent: bool,
-    ) -> list[_Contact]:
+    def _contacts(self, w: _Writer, a: _Account, silent: bool) -> None:
+        rng = a.rng
         if silent and rng.random() < 0.5:
-            return []
-        base = {"smb": 3.5, "mid_market": 6.0, "enterprise": 9.0}[tier]
+            return
+        base = {"smb": 3.5, "mid_market": 6.0, "enterprise": 9.0}[a.tier]
         count = max(1, round(rng.gauss(base, base * 0.4)))
-        mean_health = sum(path) / len(path)
-        out: list[_Contact] = []
+        mean_health = sum(a.path) / len(a.path)
         for i in range(count):
             n = w.take("contacts")
             level = names.weighted_level(rng)
             title, department = rng.choice(names.TITLES_BY_LEVEL[level])
-            messy = rng.random() < 0.04 or (account_n % 40 == 11 and i == 0)
-            first = rng.choice(names.MESSY_FIRST_NAMES) if messy and rng.random() < 0.5 else rng.choice(names.FIRST_NAMES)
+            messy = rng.random() < 0.04 or (a.n % 40 == 11 and i == 0)
+            first = rng.choice(names.MESSY_FIRST_NAMES if messy and rng.random() < 0.5 else names.FIRST_NAMES)
             last = rng.choice(names.MESSY_LAST_NAMES) if messy else rng.choice(names.LAST_NAMES)
             local = f"{names.ascii_slug(first)}.{names.ascii_slug(last)}".strip(".") or f"contact{n}"
-            if rng.random() < 0.06 or (account_n % 40 == 13 and i == 0):
+            if rng.random() < 0.06 or (a.n % 40 == 13 and i == 0):
                 email: str | None = f"{local.replace('.', '')}{rng.randint(1, 99)}@{rng.choice(names.PERSONAL_DOMAINS)}"
             elif rng.random() < 0.03:
                 email = None
             else:
-                email = f"{local}@{domain}"
+                email = f"{local}@{a.domain}"
+            shown_title: str | None = title
+            shown_department: str | None = department
             if rng.random() < 0.08:
-                title, department = None, None
+                shown_title, shown_department = None, None
             has_left = rng.random() < 0.04 + 0.3 * (1.0 - mean_health)
-            joined = created if i < 2 else self._later(rng, created, self.now - created)
+            joined = a.created if i < 2 else self._later(rng, a.created, self.now - a.created)
             updated = self._later(rng, joined, self.now - joined)
             phone = None if rng.random() < 0.25 else f"+1 {rng.randint(200, 989)} 555 {rng.randint(0, 9999):04d}"
             deleted = 1 if rng.random() < 0.01 else 0
-            w.add("contacts", (n, account_n, first, last, email, title, department, phone, int(has_left),
+            w.add("contacts", (n, a.n, first, last, email, shown_title, shown_department, phone, int(has_left),
                                _iso(joined), _iso(updated), deleted))
-            out.append(_Contact(n, email, level in names.EXECUTIVE_LEVELS, has_left))
-            if rng.random() < 0.04 or (account_n % 40 == 13 and i == 0):
+            a.contacts.append(_Contact(n, email, level in names.EXECUTIVE_LEVELS, has_left))
+            if rng.random() < 0.04 or (a.n % 40 == 13 and i == 0):
                 # The same person entered twice: same name, the email re-typed in another case.
-                dup = w.take("contacts")
                 dup_email = email.capitalize() if email else None
-                w.add("contacts", (dup, account_n, first, last, dup_email, None, None, None, int(has_left),
+                w.add("contacts", (w.take("contacts"), a.n, first, last, dup_email, None, None, None, int(has_left),
                                    _iso(updated), _iso(updated), 0))
-        return out
 
-    def _activities(
-        self, w: _Writer, rng: random.Random, account_n: int, owner: int, created: int, end: int,
-        path: list[float], contacts: list[_Contact], scale: float,
-    ) -> None:
-        staying = [c for c in contacts if not c.has_left] or contacts
+    def _activities(self, w: _Writer, a: _Account) -> None:
+        rng = a.rng
+        staying = [c for c in a.contacts if not c.has_left] or a.contacts
         executives = [c for c in staying if c.executive]
         rows: list[tuple[Any, ...]] = []
-        for m, h in enumerate(path):
+        for m, h in enumerate(a.path):
             month_start = self.start + m * self.bucket
-            if month_start + self.bucket <= created:
+            if month_start + self.bucket <= a.created:
                 continue
-            churned = month_start >= end
-            lam = 0.03 if churned else 1.45 * scale * (0.15 + 1.7 * h**1.5)
+            churned = month_start >= a.end
+            lam = 0.03 if churned else 1.2 * a.scale * (0.15 + 1.7 * h**1.5)
             for _ in range(_poisson(rng, lam)):
-                at = self._when(rng, m, max(created, end if churned else 0))
+                at = self._when(rng, m, max(a.created, a.end if churned else 0))
                 kind_roll = rng.random()
-                kind = "email" if kind_roll < 0.5 else "call" if kind_roll < 0.7 else "meeting" if kind_roll < 0.85 else "note"
+                kind = ("email" if kind_roll < 0.5 else "call" if kind_roll < 0.7
+                        else "meeting" if kind_roll < 0.85 else "note")
                 direction = None
                 if kind in ("email", "call"):
                     direction = "inbound" if rng.random() < 0.08 + 0.55 * h else "outbound"
@@ -545,82 +567,82 @@ class _Generator:
                         exec_n = rng.choice(executives).n
                         if exec_n not in people:
                             people.append(exec_n)
-                subjects = {"email": names.EMAIL_SUBJECTS, "call": names.CALL_SUBJECTS,
-                            "meeting": names.MEETING_SUBJECTS, "note": names.NOTE_SUBJECTS}[kind]
-                subject = rng.choice(subjects)
+                subject = rng.choice(_SUBJECTS[kind])
                 if rng.random() < 0.0005:
                     body: str | None = names.long_text(rng)
                 elif kind in ("email", "note"):
-                    body = f"{subject}: {names.LOREM[: rng.randint(40, 200)]}"
+                    body = f"{subject}: {names.LOREM[: rng.randint(30, 120)]}"
                 else:
                     body = None
                 duration = (float(rng.randint(5, 60)) if kind == "call"
                             else float(rng.choice((30, 45, 60, 90))) if kind == "meeting" else None)
                 logged = self._later(rng, at, 3600 if kind != "email" else 1)
                 updated = self._later(rng, logged, 20 * DAY) if rng.random() < 0.1 else logged
-                rows.append((at, owner if rng.random() < 0.85 else 1 + rng.randrange(self.users), kind, direction,
-                             subject, body, duration, people, logged, updated, 1 if rng.random() < 0.01 else 0))
+                owner = a.owner if rng.random() < 0.85 else 1 + rng.randrange(self.users)
+                rows.append((at, owner, kind, direction, subject, body, duration, people, logged, updated,
+                             1 if rng.random() < 0.01 else 0))
         rows.sort(key=lambda r: r[0])
-        for at, owner_n, kind, direction, subject, body, duration, people, logged, updated, deleted in rows:
-            w.add("activities", (w.take("activities"), account_n, owner_n, kind, direction, _iso(at), subject, body,
+        for at, owner, kind, direction, subject, body, duration, people, logged, updated, deleted in rows:
+            w.add("activities", (w.take("activities"), a.n, owner, kind, direction, _iso(at), subject, body,
                                  duration, _ids(people), _iso(logged), _iso(updated), deleted))
 
-    def _tickets_and_surveys(
-        self, w: _Writer, rng: random.Random, account_n: int, created: int, end: int, h_at: Any,
-        contacts: list[_Contact], scale: float,
-    ) -> None:
+    def _tickets_and_surveys(self, w: _Writer, a: _Account) -> None:
+        rng = a.rng
         for m in range(HISTORY_MONTHS):
             month_start = self.start + m * self.bucket
-            if month_start + self.bucket <= created or month_start >= end:
+            if month_start + self.bucket <= a.created or month_start >= a.end:
                 continue
-            h = h_at(month_start)
-            for _ in range(_poisson(rng, 0.35 * scale * (0.25 + 2.5 * (1.0 - h) ** 2))):
-                opened = self._when(rng, m, created)
+            h = a.path[m]
+            low = 1.0 - h
+            for _ in range(_poisson(rng, 0.35 * a.scale * (0.25 + 2.5 * low**2))):
+                opened = self._when(rng, m, a.created)
                 roll = rng.random()
-                low = 1.0 - h
                 priority = ("urgent" if roll < 0.02 + 0.3 * low**2 else "high" if roll < 0.15 + 0.45 * low
                             else "medium" if roll < 0.65 else "low")
                 escalated = rng.random() < 0.02 + 0.5 * low**2
                 closed_ts = opened + int(rng.expovariate(1.0 / (1.5 + 12.0 * low)) * DAY) + rng.randrange(3600)
-                contact = rng.choice(contacts) if contacts and rng.random() < 0.9 else None
+                contact = rng.choice(a.contacts) if a.contacts and rng.random() < 0.9 else None
                 if closed_ts < self.now:
                     status, closed_at, updated = "closed", _iso(closed_ts), closed_ts
                 else:
                     status, closed_at = rng.choice(("new", "open", "open", "pending")), None
                     updated = self._later(rng, opened, self.now - opened)
-                w.add("tickets", (w.take("tickets"), account_n, contact.n if contact else None,
+                w.add("tickets", (w.take("tickets"), a.n, contact.n if contact else None,
                                   rng.choice(names.TICKET_SUBJECTS), priority, status, int(status == "closed"),
                                   int(escalated), _iso(opened), closed_at, _iso(opened), _iso(updated),
                                   1 if rng.random() < 0.01 else 0))
                 if status == "closed" and contact and contact.email and rng.random() < 0.3:
                     score = float(round(1 + 4 * _clip(h + rng.gauss(0.0, 0.2))))
-                    self._survey(w, rng, "csat", score, None, self._later(rng, closed_ts, 2 * DAY), contact.email)
-            if contacts and rng.random() < 0.22:
-                contact = rng.choice(contacts)
+                    self._survey(w, rng, ("csat", score, None), self._later(rng, closed_ts, 2 * DAY), contact.email)
+            if a.contacts and rng.random() < 0.22:
+                contact = rng.choice(a.contacts)
                 score = float(round(_clip(10 * h + rng.gauss(0.0, 1.6), 0.0, 10.0)))
                 comments = (names.NPS_COMMENTS_LOW if score <= 6 else names.NPS_COMMENTS_MID if score <= 8
                             else names.NPS_COMMENTS_HIGH)
-                self._survey(w, rng, "nps", score, rng.choice(comments) or None, self._when(rng, m, created),
+                self._survey(w, rng, ("nps", score, rng.choice(comments) or None), self._when(rng, m, a.created),
                              contact.email)
             if rng.random() < 0.012:
                 # Someone the CRM does not know answers the survey (a forwarded link, a personal address).
                 stranger = f"respondent{rng.randint(1, 10**6)}@{rng.choice(names.PERSONAL_DOMAINS)}"
-                self._survey(w, rng, "nps", float(rng.randint(0, 10)), None, self._when(rng, m, created), stranger)
+                self._survey(w, rng, ("nps", float(rng.randint(0, 10)), None), self._when(rng, m, a.created),
+                             stranger)
 
-    def _survey(self, w: _Writer, rng: random.Random, kind: str, score: float, comment: str | None,
-                responded: int, email: str | None) -> None:
+    def _survey(self, w: _Writer, rng: random.Random, answer: tuple[str, float, str | None], responded: int,
+                email: str | None) -> None:
+        kind, score, comment = answer
         updated = self._later(rng, responded, 3 * DAY) if rng.random() < 0.2 else responded
         w.add("survey_responses", (w.take("survey_responses"), kind, score, comment, _iso(responded), email,
                                    _iso(responded), _iso(updated)))
 
-    def _intent(self, w: _Writer, rng: random.Random, domain: str, created: int, end: int, path: list[float]) -> None:
-        for m, h in enumerate(path):
+    def _intent(self, w: _Writer, a: _Account) -> None:
+        rng, domain = a.rng, a.domain
+        for m, h in enumerate(a.path):
             if rng.random() >= 0.35:
                 continue
             roll = rng.random()
             spelled = (domain if roll < 0.8 else f"www.{domain}" if roll < 0.88
                        else f"{rng.choice(('eu.', 'app.', 'mail.'))}{domain}" if roll < 0.95 else domain.upper())
-            active = self.start + m * self.bucket < end
+            active = self.start + m * self.bucket < a.end
             if active and rng.random() < h:
                 topic, score = rng.choice(names.EXPANSION_TOPICS), 25 + 65 * h + rng.gauss(0.0, 12.0)
             elif rng.random() < 0.5:
@@ -636,26 +658,27 @@ class _Generator:
                 w.add("intent_signals", (w.take("intent_signals"), prospect, rng.choice(names.OTHER_TOPICS),
                                          round(rng.uniform(5, 95), 1), _iso(observed), _iso(observed)))
 
-    def _usage(self, w: _Writer, rng: random.Random, account_n: int, domain: str, created: int, end: int,
-               h_at: Any, seats: int) -> None:
+    def _usage(self, w: _Writer, a: _Account) -> None:
+        rng = a.rng
         for month in self.usage_months:
             month_ts = _epoch(month)
-            if _epoch(_add_months(month, 1)) <= created or month_ts >= end:
+            if _epoch(_add_months(month, 1)) <= a.created or month_ts >= a.end:
                 continue
-            h = h_at(month_ts + 15 * DAY)
-            active = round(seats * _clip(0.12 + 0.8 * h + rng.gauss(0.0, 0.07)))
+            h = a.h_at(month_ts + 15 * DAY)
+            active = round(a.seats * _clip(0.12 + 0.8 * h + rng.gauss(0.0, 0.13)))
             adoption = round(_clip(0.05 + 0.8 * h + rng.gauss(0.0, 0.08)), 3)
-            w.add("usage", (w.take("usage"), account_n, domain, month.isoformat(), active, seats, adoption))
+            w.add("usage", (w.take("usage"), a.n, a.domain, month.isoformat(), active, a.seats, adoption))
 
-    def _invoices(self, w: _Writer, rng: random.Random, account_n: int, created_day: date, end: int,
-                  h_at: Any, arr: float) -> None:
+    def _invoices(self, w: _Writer, a: _Account) -> None:
+        rng = a.rng
+        created_day = datetime.fromtimestamp(a.created, UTC).date()
         quarter = 0
         while (issued := _add_months(created_day, 3 * quarter)) < self.anchor:
             quarter += 1
             issued_ts = _epoch(issued)
-            if issued_ts < self.start or issued_ts >= end:
+            if issued_ts < self.start or issued_ts >= a.end:
                 continue
-            h = h_at(issued_ts)
+            h = a.h_at(issued_ts)
             due = issued + timedelta(days=30)
             failed = 0
             if rng.random() < 0.01:
@@ -664,57 +687,59 @@ class _Generator:
                 late = rng.random() < 0.04 + 0.6 * (1.0 - h) ** 2
                 if late:
                     failed = rng.randint(1, 3) if rng.random() < 0.5 else 0
-                    paid_day: date | None = due + timedelta(days=rng.randint(5, 90))
+                    paid_day = due + timedelta(days=rng.randint(5, 90))
                 else:
                     paid_day = issued + timedelta(days=rng.randint(0, 28))
-                if paid_day is not None and paid_day < self.anchor:
+                if paid_day < self.anchor:
                     paid, status = paid_day.isoformat(), "paid"
                 else:
                     paid, status = None, "failed" if failed else "open"
-            w.add("invoices", (w.take("invoices"), account_n, round(arr / 4, 2), issued.isoformat(), due.isoformat(),
+            w.add("invoices", (w.take("invoices"), a.n, round(a.arr / 4, 2), issued.isoformat(), due.isoformat(),
                                paid, status, failed))
 
-    def _deals(
-        self, w: _Writer, rng: random.Random, account_n: int, name: str, created: int, created_day: date,
-        outcomes: list[tuple[date, str]], churn_day: date | None, next_renewal: date, path: list[float],
-        arr: float, contacts: list[_Contact],
-    ) -> None:
-        def people() -> str:
-            if not contacts:
-                return "[]"
-            return _ids([c.n for c in rng.sample(contacts, min(len(contacts), rng.randint(1, 3)))])
+    def _deals(self, w: _Writer, a: _Account, outcomes: list[tuple[date, str]], next_renewal: date) -> None:
+        rng = a.rng
 
-        def add(title: str, kind: str, stage: str, close: date, amount: float, opened: int) -> None:
+        def add(title: str, kind: str, stage: str, close: date, amount: float, *, opened: int) -> None:
             closed = stage.startswith("Closed")
             close_ts = min(_epoch(close) + 17 * 3600, self.now - 1)
             updated = close_ts if closed else self._later(rng, opened, self.now - opened)
-            w.add("deals", (w.take("deals"), account_n, title, kind, stage, int(closed), int(stage == "Closed Won"),
-                            close.isoformat(), round(amount, 2), people(), _iso(opened), _iso(max(updated, opened)),
-                            1 if rng.random() < 0.01 else 0))
+            people = rng.sample(a.contacts, min(len(a.contacts), rng.randint(1, 3))) if a.contacts else []
+            w.add("deals", (w.take("deals"), a.n, title, kind, stage, int(closed), int(stage == "Closed Won"),
+                            close.isoformat(), round(amount, 2), _ids([c.n for c in people]), _iso(opened),
+                            _iso(max(updated, opened)), 1 if rng.random() < 0.01 else 0))
 
-        add(f"{name} - New Business", "new_business", "Closed Won", created_day, arr, created - 60 * DAY)
+        created_day = datetime.fromtimestamp(a.created, UTC).date()
+        add(f"{a.name} - New Business", "new_business", "Closed Won", created_day, a.arr, opened=a.created - 60 * DAY)
         for renewal, outcome in outcomes:
-            add(f"{name} - Renewal {renewal.year}", "renewal", "Closed Won" if outcome == "won" else "Closed Lost",
-                renewal, arr, _epoch(renewal) - 120 * DAY)
-        if churn_day is None:
+            add(f"{a.name} - Renewal {renewal.year}", "renewal", "Closed Won" if outcome == "won" else "Closed Lost",
+                renewal, a.arr, opened=_epoch(renewal) - 120 * DAY)
+        if a.end == self.now:
             days_left = (next_renewal - self.anchor).days
             stage = ("Prospecting" if days_left > 90 else "Qualification" if days_left > 45
                      else "Proposal" if days_left > 20 else "Negotiation")
-            opened = max(created, min(_epoch(next_renewal) - 120 * DAY, self.now - DAY - rng.randrange(30 * DAY)))
-            add(f"{name} - Renewal {next_renewal.year}", "renewal", stage, next_renewal, arr, opened)
-        end = _epoch(churn_day) if churn_day else self.now
-        for m, h in enumerate(path):
+            opened = max(a.created, min(_epoch(next_renewal) - 120 * DAY, self.now - DAY - rng.randrange(30 * DAY)))
+            add(f"{a.name} - Renewal {next_renewal.year}", "renewal", stage, next_renewal, a.arr, opened=opened)
+        for m, h in enumerate(a.path):
             month_start = self.start + m * self.bucket
-            if month_start < created or month_start >= end or h < 0.6 or rng.random() >= 0.06 * h:
+            if month_start < a.created or month_start >= a.end or h < 0.6 or rng.random() >= 0.06 * h:
                 continue
-            opened = self._when(rng, m, created)
+            opened = self._when(rng, m, a.created)
             close = datetime.fromtimestamp(opened + rng.randint(30, 90) * DAY, UTC).date()
             if close < self.anchor:
                 stage = "Closed Won" if rng.random() < 0.4 + 0.5 * h else "Closed Lost"
             else:
                 stage = rng.choice(("Proposal", "Negotiation"))
-            add(f"{name} - Expansion {close.isoformat()[:7]}", "expansion", stage, close, arr * rng.uniform(0.1, 0.5),
-                opened)
+            add(f"{a.name} - Expansion {close.isoformat()[:7]}", "expansion", stage, close,
+                a.arr * rng.uniform(0.1, 0.5), opened=opened)
+
+
+_SUBJECTS = {
+    "email": names.EMAIL_SUBJECTS,
+    "call": names.CALL_SUBJECTS,
+    "meeting": names.MEETING_SUBJECTS,
+    "note": names.NOTE_SUBJECTS,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

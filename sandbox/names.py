@@ -19,7 +19,9 @@ LAST_NAMES = (
     "Patel", "Chen", "Nakamura", "Larsen", "Rossi", "Novak", "Kowalski", "Dubois", "Schmidt", "Silva",
 )
 # Names that break naive quoting, escaping and ASCII assumptions; a small share of people get one.
-MESSY_LAST_NAMES = ("O'Brien", "O'Brien\\", "D'Angelo", "Müller", "Øster-Hansen", "Nuñez", "山田", "Иванов", "Ó Súilleabháin")
+MESSY_LAST_NAMES = (
+    "O'Brien", "O'Brien\\", "D'Angelo", "Müller", "Øster-Hansen", "Nuñez", "山田", "Иванов", "Ó Súilleabháin",
+)
 MESSY_FIRST_NAMES = ("Zoë", "José", "Ævar", "太郎", "Дмитрий", "Mary-Kate", "Jean\\Luc")
 
 COMPANY_STEMS = (
