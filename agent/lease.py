@@ -61,12 +61,11 @@ class RunLease:
         """Take the lease if it is free, expired or already ours; True when this process now holds it."""
         now = self._clock()
         expires = now + self.ttl
-        table = Lease.__table__
         with self.engine.begin() as conn:
             taken = conn.execute(
-                update(table)
-                .where(table.c.name == self.name)
-                .where((table.c.holder == self.holder) | (table.c.expires_at <= now))
+                update(Lease)
+                .where(Lease.name == self.name)
+                .where((Lease.holder == self.holder) | (Lease.expires_at <= now))
                 .values(holder=self.holder, acquired_at=now, expires_at=expires)
             )
             if taken.rowcount == 1:
@@ -74,7 +73,7 @@ class RunLease:
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    insert(table).values(name=self.name, holder=self.holder, acquired_at=now, expires_at=expires)
+                    insert(Lease).values(name=self.name, holder=self.holder, acquired_at=now, expires_at=expires)
                 )
         except IntegrityError:
             return False  # another replica holds it (or inserted it between our two statements)
@@ -83,26 +82,23 @@ class RunLease:
     def renew(self) -> bool:
         """Extend our lease by the TTL; False when we no longer hold it (it expired and someone took it)."""
         now = self._clock()
-        table = Lease.__table__
         with self.engine.begin() as conn:
             result = conn.execute(
-                update(table)
-                .where(table.c.name == self.name, table.c.holder == self.holder, table.c.expires_at > now)
+                update(Lease)
+                .where(Lease.name == self.name, Lease.holder == self.holder, Lease.expires_at > now)
                 .values(expires_at=now + self.ttl)
             )
         return result.rowcount == 1
 
     def release(self) -> None:
         """Give the lease up now (a no-op when we do not hold it)."""
-        table = Lease.__table__
         with self.engine.begin() as conn:
-            conn.execute(delete(table).where(table.c.name == self.name, table.c.holder == self.holder))
+            conn.execute(delete(Lease).where(Lease.name == self.name, Lease.holder == self.holder))
 
     def current_holder(self) -> tuple[str, datetime] | None:
         """Who holds the lease and until when (UTC), or None when nobody holds an unexpired one."""
-        table = Lease.__table__
         with self.engine.connect() as conn:
-            row = conn.execute(select(Lease.holder, Lease.expires_at).where(table.c.name == self.name)).first()
+            row = conn.execute(select(Lease.holder, Lease.expires_at).where(Lease.name == self.name)).first()
         if row is None or row.expires_at <= self._clock():
             return None
         return row.holder, row.expires_at
