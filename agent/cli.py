@@ -25,7 +25,10 @@ from core.redaction import redact, register_secrets
 log = logging.getLogger("agent.cli")
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML configuration file [env: HEALTH_AGENT_CONFIG; default config/agent.yaml].")
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="YAML configuration file [env: HEALTH_AGENT_CONFIG; default config/agent.yaml]."
+    ),
 ]
 DatabaseOpt = Annotated[
     str | None, typer.Option("--database-url", help="SQLAlchemy URL of the store [env: HEALTH_DATABASE_URL].")
@@ -43,7 +46,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 config_app = typer.Typer(help="The configuration file.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="The embedded emulator of Salesforce, HubSpot, NPS and intent APIs.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="The embedded emulator of Salesforce, HubSpot, NPS and intent APIs.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
@@ -58,7 +63,9 @@ class CrmChoice(StrEnum):
 
 
 @app.callback()
-def _root(config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def _root(
+    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False
+) -> None:
     _globals.update(config=config, database_url=database_url, json=json, verbose=verbose)
 
 
@@ -99,6 +106,12 @@ def _dispatch(module: str, ctx: CommandContext, **params: Any) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("health-agent: interrupted\n")
         code = 130
+    except Exception as exc:  # the last line of defence: a clean, redacted message instead of a raw traceback
+        log.error("unexpected error in '%s'", module, exc_info=True)
+        sys.stderr.write(
+            f"health-agent: unexpected error: {redact(f'{type(exc).__name__}: {exc}')} (run with -v for details)\n"
+        )
+        code = 1
     raise typer.Exit(code)
 
 
@@ -107,8 +120,13 @@ def demo(
     crm: Annotated[CrmChoice, typer.Option(help="Which emulated CRM to run against.")] = CrmChoice.both,
     accounts: Annotated[int, typer.Option(min=10, help="Accounts in the synthetic book.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic book.")] = 7,
-    output_dir: Annotated[Path, typer.Option(help="Where the demo leaves its store and HTML report.")] = Path("data/demo"),
-    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False,
+    output_dir: Annotated[Path, typer.Option(help="Where the demo leaves its store and HTML report.")] = Path(
+        "data/demo"
+    ),
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Start the sandbox, run one full cycle against it, and show what an account manager would see."""
     ctx = _context(config or Path("config/sandbox.yaml"), database_url, json, verbose)
@@ -117,10 +135,19 @@ def demo(
 
 @app.command()
 def run(
-    once: Annotated[bool, typer.Option("--once", help="Run one cycle now and exit (the only mode of this command).")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Pull and score, plan the writes, but write nothing to the CRM.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Write even when the blast-radius guard would stop the run.")] = False,
-    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one cycle now and exit (the only mode of this command).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Pull and score, plan the writes, but write nothing to the CRM.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write even when the blast-radius guard would stop the run.")
+    ] = False,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run one cycle: pull, score, plan and write back (use `start` for the scheduled service)."""
     if not once:
@@ -130,7 +157,9 @@ def run(
 
 
 @app.command()
-def start(config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def start(
+    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False
+) -> None:
     """Run on the configured schedule until SIGTERM/SIGINT, with health and metrics endpoints."""
     _dispatch("start", _context(config, database_url, json, verbose))
 
@@ -138,7 +167,10 @@ def start(config: ConfigOpt = None, database_url: DatabaseOpt = None, json: Json
 @app.command()
 def plan(
     force: Annotated[bool, typer.Option("--force", help="Show the plan the guard would otherwise stop.")] = False,
-    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Print the writes and tasks the next run would make, from the latest scores, without writing."""
     _dispatch("plan", _context(config, database_url, json, verbose), force=force)
@@ -147,7 +179,10 @@ def plan(
 @app.command()
 def explain(
     account: Annotated[str, typer.Argument(help="Account: CRM id, store id, exact name or domain.")],
-    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Show how an account's score, band and flags were reached: every measure, value, weight and reason."""
     _dispatch("explain", _context(config, database_url, json, verbose), account=account)
@@ -157,7 +192,10 @@ def explain(
 def status(
     writes: Annotated[bool, typer.Option("--writes", help="Show the write audit trail (before/after values).")] = False,
     limit: Annotated[int, typer.Option(min=1, help="How many runs or writes to show.")] = 10,
-    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Recent runs, cursors, API usage against limits, failing streams."""
     _dispatch("status", _context(config, database_url, json, verbose), writes=writes, limit=limit)
@@ -165,8 +203,13 @@ def status(
 
 @app.command()
 def validate(
-    check_remote: Annotated[bool, typer.Option("--check-remote", help="Also check every mapped field exists in the CRMs.")] = False,
-    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False,
+    check_remote: Annotated[
+        bool, typer.Option("--check-remote", help="Also check every mapped field exists in the CRMs.")
+    ] = False,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Check the configuration file; exit 2 listing every problem as file:line path: message."""
     _dispatch("validate", _context(config, database_url, json, verbose), check_remote=check_remote)
@@ -174,8 +217,13 @@ def validate(
 
 @app.command()
 def provision(
-    apply: Annotated[bool, typer.Option("--apply", help="Create missing CRM fields (without it: report only).")] = False,
-    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Create missing CRM fields (without it: report only).")
+    ] = False,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Check (and with --apply create) the CRM fields and properties the agent writes to."""
     _dispatch("provision", _context(config, database_url, json, verbose), apply=apply)
@@ -183,9 +231,14 @@ def provision(
 
 @app.command()
 def backtest(
-    days_before: Annotated[int, typer.Option(min=1, help="Score each account this many days before its renewal outcome.")] = 90,
+    days_before: Annotated[
+        int, typer.Option(min=1, help="Score each account this many days before its renewal outcome.")
+    ] = 90,
     segment: Annotated[str | None, typer.Option(help="Only this segment (tier).")] = None,
-    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Measure the scorecards against known renewal outcomes: AUC, lift, calibration, per segment."""
     _dispatch("backtest", _context(config, database_url, json, verbose), days_before=days_before, segment=segment)
@@ -195,7 +248,10 @@ def backtest(
 def calibrate(
     output: Annotated[Path | None, typer.Option(help="Write the proposed scorecard YAML here.")] = None,
     days_before: Annotated[int, typer.Option(min=1, help="Fit on scores this many days before each outcome.")] = 90,
-    config: ConfigOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False, verbose: VerboseOpt = False,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Fit scorecard weights from outcomes and propose (never apply) a new scorecard."""
     _dispatch("calibrate", _context(config, database_url, json, verbose), output=output, days_before=days_before)
@@ -205,13 +261,24 @@ def calibrate(
 def sandbox_serve(
     accounts: Annotated[int, typer.Option(min=1, help="Accounts in the synthetic book.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic book.")] = 7,
-    port: Annotated[int | None, typer.Option(help="First port (Salesforce; HubSpot, NPS, intent follow). Default: free ports.")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="First port (Salesforce; HubSpot, NPS, intent follow). Default: free ports.")
+    ] = None,
     faults: Annotated[str, typer.Option(help="Fault profile: none, flaky, slow, chaos.")] = "none",
     describe: Annotated[bool, typer.Option("--describe", help="Print the book's figures and exit.")] = False,
-    json: JsonOpt = False, verbose: VerboseOpt = False,
+    json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Serve the emulated APIs on 127.0.0.1 and print the environment to point the agent at them."""
-    _dispatch("sandbox", _context(None, None, json, verbose), accounts=accounts, seed=seed, port=port, faults=faults, describe=describe)
+    _dispatch(
+        "sandbox",
+        _context(None, None, json, verbose),
+        accounts=accounts,
+        seed=seed,
+        port=port,
+        faults=faults,
+        describe=describe,
+    )
 
 
 @db_app.command("upgrade")
@@ -233,5 +300,5 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover
     main()

@@ -19,7 +19,10 @@ from core.redaction import redact
 
 @dataclass
 class CommandContext:
-    """Shared state of one CLI invocation. Commands return an exit code: 0 ok, 1 finished with errors, 2 bad usage/config."""
+    """Shared state of one CLI invocation.
+
+    Commands return an exit code: 0 ok, 1 finished with errors, 2 bad usage or configuration.
+    """
 
     settings: Settings
     config_path: Path

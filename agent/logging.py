@@ -60,7 +60,9 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         context = " ".join(f"{k}={getattr(record, k)}" for k in CONTEXT_FIELDS if getattr(record, k, None))
-        line = f"{datetime.fromtimestamp(record.created).strftime('%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        line = (
+            f"{datetime.fromtimestamp(record.created).strftime('%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        )
         if context:
             line += f"  [{context}]"
         if record.exc_text:
@@ -68,7 +70,9 @@ class TextFormatter(logging.Formatter):
         return redact(line)
 
 
-def configure_logging(fmt: str | None = None, *, verbose: bool = False, level: str = "INFO", stream: Any = None) -> None:
+def configure_logging(
+    fmt: str | None = None, *, verbose: bool = False, level: str = "INFO", stream: Any = None
+) -> None:
     """Install one handler on the root logger. ``fmt``: json, text, or auto/None (JSON unless on a terminal)."""
     stream = stream or sys.stderr
     use_json = (fmt or "auto").lower() == "json" or ((fmt or "auto").lower() == "auto" and not stream.isatty())

@@ -23,13 +23,17 @@ class Settings(BaseSettings):
 
     salesforce_instance_url: str | None = Field(default=None, validation_alias=_env("SALESFORCE_INSTANCE_URL"))
     salesforce_access_token: SecretStr | None = Field(default=None, validation_alias=_env("SALESFORCE_ACCESS_TOKEN"))
-    salesforce_login_url: str = Field(default="https://login.salesforce.com", validation_alias=_env("SALESFORCE_LOGIN_URL"))
+    salesforce_login_url: str = Field(
+        default="https://login.salesforce.com", validation_alias=_env("SALESFORCE_LOGIN_URL")
+    )
     salesforce_username: str | None = Field(default=None, validation_alias=_env("SALESFORCE_USERNAME"))
     salesforce_consumer_key: str | None = Field(default=None, validation_alias=_env("SALESFORCE_CONSUMER_KEY"))
     salesforce_private_key_file: Path | None = Field(default=None, validation_alias=_env("SALESFORCE_PRIVATE_KEY_FILE"))
     salesforce_client_secret: SecretStr | None = Field(default=None, validation_alias=_env("SALESFORCE_CLIENT_SECRET"))
     salesforce_password: SecretStr | None = Field(default=None, validation_alias=_env("SALESFORCE_PASSWORD"))
-    salesforce_security_token: SecretStr | None = Field(default=None, validation_alias=_env("SALESFORCE_SECURITY_TOKEN"))
+    salesforce_security_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("SALESFORCE_SECURITY_TOKEN")
+    )
 
     hubspot_access_token: SecretStr | None = Field(default=None, validation_alias=_env("HUBSPOT_ACCESS_TOKEN"))
     hubspot_base_url: str = Field(default="https://api.hubapi.com", validation_alias=_env("HUBSPOT_BASE_URL"))
@@ -57,4 +61,18 @@ class Settings(BaseSettings):
             )
             if s is not None
         ]
+        password = _url_password(self.database_url)
+        if password:
+            values.append(password)
         return [v for v in values if v]
+
+
+def _url_password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+        return str(password) if password else None
+    except ArgumentError:
+        return None

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 PERSONAL_EMAIL_DOMAINS = frozenset(
     {
-        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "hotmail.com", "outlook.com",
-        "live.com", "msn.com", "aol.com", "icloud.com", "me.com", "mac.com", "proton.me",
-        "protonmail.com", "gmx.de", "gmx.net", "web.de", "mail.ru", "yandex.ru", "qq.com", "163.com",
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "yahoo.co.uk",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "msn.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "mail.ru",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
     }
 )
 
@@ -20,7 +38,7 @@ def normalize_domain(value: str | None) -> str | None:
         text = text.rsplit("@", 1)[1]
     for prefix in ("https://", "http://"):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     text = text.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0].strip(".")
     if text.startswith("www."):
         text = text[4:]

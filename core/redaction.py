@@ -17,7 +17,9 @@ _secrets: list[str] = []
 _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=!-]{6,}"),
     re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{6,}"),
-    re.compile(r"(?i)((?:access_token|refresh_token|client_secret|password|api_key|apikey|hapikey|assertion|session_id|security_token)[\"']?\s*[=:]\s*[\"']?)[^\"'&\s,}]{3,}"),
+    re.compile(
+        r"(?i)((?:access_token|refresh_token|client_secret|password|api_key|apikey|hapikey|assertion|session_id|security_token)[\"']?\s*[=:]\s*[\"']?)[^\"'&\s,}]{3,}"
+    ),
     re.compile(r"(?i)(authorization[\"']?\s*[=:]\s*[\"']?)(?!bearer|basic)[^\"'&\s,}]{6,}"),
 )
 

@@ -7,10 +7,14 @@ import re
 from core.records import Seniority
 
 _RULES: tuple[tuple[Seniority, re.Pattern[str]], ...] = (
-    (Seniority.C_LEVEL, re.compile(
-        r"\b(c[a-z]o|chief|founder|co-founder|owner|president|managing director|geschäftsführer|代表)\b|社長|取締役",
-        re.IGNORECASE,
-    )),
+    (
+        Seniority.C_LEVEL,
+        re.compile(
+            r"\b(c[a-z]o|chief|founder|co-founder|owner|president|managing director|geschäftsführer)\b"
+            r"|代表|社長|取締役",
+            re.IGNORECASE,
+        ),
+    ),
     (Seniority.VP, re.compile(r"\b(vp|svp|evp|vice[- ]president|head of|general manager|gm)\b", re.IGNORECASE)),
     (Seniority.DIRECTOR, re.compile(r"\b(director|directeur|direktor|leiter)\b", re.IGNORECASE)),
     (Seniority.MANAGER, re.compile(r"\b(manager|lead|supervisor|team lead|principal)\b", re.IGNORECASE)),

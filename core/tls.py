@@ -53,12 +53,10 @@ def combined_ca_bundle(extra: Path | str | None) -> str | None:
 class TrustingSession(requests.Session):
     """A Session whose own ``verify`` (a CA path) wins over REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE."""
 
-    def merge_environment_settings(
-        self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         if (verify is None or verify is True) and isinstance(self.verify, str):
             verify = self.verify
-        return super().merge_environment_settings(url, proxies, stream, verify, cert)  # type: ignore[no-any-return, arg-type]
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
 
 def make_session(ca_bundle: Path | str | None) -> requests.Session:

@@ -397,6 +397,6 @@ class Lease(Base):
 
 
 SYNCED_MODELS: dict[str, type[SyncedMixin]] = {
-    m.__tablename__: m  # type: ignore[attr-defined]
+    m.__tablename__: m
     for m in (Account, Contact, User, Activity, Deal, Ticket, SurveyResponse, IntentSignal, UsageMetric, Invoice)
 }

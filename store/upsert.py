@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.domains import normalize_domain
 from core.records import AccountRecord, ActivityRecord, CanonicalRecord, now_utc
-from store.models import AccountDomain, ActivityParticipant, SYNCED_MODELS
+from store.models import SYNCED_MODELS, AccountDomain, ActivityParticipant
 
 # SQLite allows 32,766 bound parameters per statement; PostgreSQL 65,535. Keep batches under both.
 MAX_PARAMS = 30_000
@@ -53,9 +53,7 @@ def upsert_rows(
         batch = rows[start : start + per_batch]
         stmt = _insert(conn, table).values(list(batch))
         if update_cols:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols}
-            )
+            stmt = stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols})
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
         conn.execute(stmt)
@@ -69,7 +67,9 @@ def _row(record: CanonicalRecord, synced_at: datetime, columns: set[str]) -> dic
     return row
 
 
-def upsert_records(conn: Connection, records: Iterable[CanonicalRecord], *, synced_at: datetime | None = None) -> UpsertResult:
+def upsert_records(
+    conn: Connection, records: Iterable[CanonicalRecord], *, synced_at: datetime | None = None
+) -> UpsertResult:
     """Upsert canonical records of one entity; keeps activity participants and account domains in step.
 
     A record seen deleted keeps its row with ``is_deleted`` set (deletes are signals too).

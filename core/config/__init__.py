@@ -19,7 +19,7 @@ from core.config.writeback import WritebackConfig
 class AgentConfig(StrictModel):
     """The whole configuration file."""
 
-    version: Literal[1] = Field(default=1, description="The configuration format's version.")
+    version: Literal[1] = Field(description="The configuration format's version; always 1 for now.")
     sources: SourcesConfig = SourcesConfig()
     scoring: ScoringConfig = ScoringConfig()
     writeback: WritebackConfig = WritebackConfig()

@@ -30,7 +30,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Agent
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([ConfigProblem(file, None, "", "configuration file not found (set HEALTH_AGENT_CONFIG or --config)")]) from None
+        raise ConfigError(
+            [ConfigProblem(file, None, "", "configuration file not found (set HEALTH_AGENT_CONFIG or --config)")]
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem(file, None, "", f"cannot read the file: {exc}")]) from None
     return parse_config(text, file=file, env=os.environ if env is None else env)
@@ -42,7 +44,9 @@ def parse_config(text: str, *, file: str = "<config>", env: Mapping[str, str] | 
     if tree is None:
         tree = CommentedMap()
     if not isinstance(tree, CommentedMap):
-        raise ConfigError([ConfigProblem(file, 1, "", "the file must be a mapping of sections (sources, scoring, ...)")])
+        raise ConfigError(
+            [ConfigProblem(file, 1, "", "the file must be a mapping of sections (sources, scoring, ...)")]
+        )
     problems: list[ConfigProblem] = []
     data = _plain(tree, (), file, env if env is not None else os.environ, problems, tree)
     try:
@@ -82,7 +86,9 @@ def _plain(node: Any, loc: Loc, file: str, env: Mapping[str, str], problems: lis
     return node
 
 
-def _interpolate(value: str, loc: Loc, file: str, env: Mapping[str, str], problems: list[ConfigProblem], tree: Any) -> str:
+def _interpolate(
+    value: str, loc: Loc, file: str, env: Mapping[str, str], problems: list[ConfigProblem], tree: Any
+) -> str:
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
@@ -92,7 +98,9 @@ def _interpolate(value: str, loc: Loc, file: str, env: Mapping[str, str], proble
             return default
         problems.append(
             ConfigProblem(
-                file, _line_of(loc, tree), _dotted(loc),
+                file,
+                _line_of(loc, tree),
+                _dotted(loc),
                 f"environment variable {name} is not set and has no default (write ${{{name}:-value}})",
             )
         )
@@ -113,7 +121,9 @@ def _problem_from_error(err: Mapping[str, Any], tree: CommentedMap, file: str) -
         message = f"unknown key (allowed here: {_allowed_keys(key_loc[:-1])})"
     elif kind == "missing":
         message = "required, but missing"
-    elif "input" in err and kind not in ("value_error", "assertion_error") and not isinstance(err["input"], (dict, list)):
+    elif (
+        "input" in err and kind not in ("value_error", "assertion_error") and not isinstance(err["input"], (dict, list))
+    ):
         message = f"{message} (got {err['input']!r})"
     return ConfigProblem(file, line, _dotted(key_loc), message)
 

@@ -56,13 +56,17 @@ def test_the_last_version_of_a_record_in_one_batch_wins(store_engine: Engine) ->
 
 def test_participants_and_domains_are_replaced_not_accumulated(store_engine: Engine) -> None:
     activity = ActivityRecord(
-        source="hubspot", external_id="e1", activity_type=ActivityType.MEETING, occurred_at=T0,
+        source="hubspot",
+        external_id="e1",
+        activity_type=ActivityType.MEETING,
+        occurred_at=T0,
         contact_external_ids=("c1", "c2", "c1"),
     )
     with store_engine.begin() as conn:
         upsert_records(conn, [activity])
-        upsert_records(conn, [AccountRecord(source="hubspot", external_id="9", domain="www.Acme.com",
-                                            extra_domains=("acme.de",))])
+        upsert_records(
+            conn, [AccountRecord(source="hubspot", external_id="9", domain="www.Acme.com", extra_domains=("acme.de",))]
+        )
     with store_engine.begin() as conn:
         upsert_records(conn, [activity.model_copy(update={"contact_external_ids": ("c3",)})])
         upsert_records(conn, [AccountRecord(source="hubspot", external_id="9", domain="acme.com")])

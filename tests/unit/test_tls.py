@@ -64,7 +64,9 @@ def test_extra_ca_is_trusted_even_when_requests_ca_bundle_points_elsewhere(
     assert make_session(ca_path).get(url, timeout=5).text == "hello"
 
 
-def test_without_the_extra_ca_the_server_is_not_trusted(tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_extra_ca_the_server_is_not_trusted(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     with pytest.raises(requests.exceptions.SSLError):
