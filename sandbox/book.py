@@ -24,6 +24,7 @@ import random
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from typing import Any
 
 from sandbox import names
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 HISTORY_MONTHS = 18
 HISTORY_DAYS = 548
 DAY = 86_400
@@ -158,6 +159,22 @@ class Book:
                 health_by_month=row["health_by_month"],
             )
         return out
+
+
+class BookReader:
+    """Read-only queries on a book from many server threads: one SQLite connection per thread."""
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+        self._local = threading.local()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.book.connect()
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn.execute(sql, params).fetchall()
 
 
 def build_book(accounts: int = 300, seed: int = 7, anchor: date | None = None, cache_dir: Path | None = None) -> Book:
@@ -450,7 +467,7 @@ class _Generator:
         while (renewal := _add_years(created_day, k)) < self.anchor:
             ts = _epoch(renewal)
             if ts >= self.start:
-                p_loss = 1.0 / (1.0 + math.exp((a.h_at(ts) - 0.42) / 0.055))
+                p_loss = 1.0 / (1.0 + math.exp((a.h_at(ts) - 0.43) / 0.055))
                 lost = rng.random() < p_loss
                 outcomes.append((renewal, "lost" if lost else "won"))
                 if lost:

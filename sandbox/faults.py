@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 
 @dataclass(frozen=True)
 class FaultProfile:
-    rate_429: float = 0.0  # share of requests answered "rate limited" (HubSpot 429; Salesforce 403 REQUEST_LIMIT_EXCEEDED is daily_limit)
+    # share of requests answered "rate limited" (HubSpot 429; Salesforce's 403 REQUEST_LIMIT_EXCEEDED is daily_limit)
+    rate_429: float = 0.0
     rate_5xx: float = 0.0  # share answered 500/502/503
     rate_timeout: float = 0.0  # share that stall past the client's read timeout (the server sleeps timeout_seconds)
     rate_reset: float = 0.0  # share whose connection is closed without an answer
@@ -35,7 +36,9 @@ PROFILES: dict[str, FaultProfile] = {
     "none": FaultProfile(),
     "flaky": FaultProfile(rate_429=0.10, rate_5xx=0.05),
     "slow": FaultProfile(latency_ms=50.0),
-    "chaos": FaultProfile(rate_429=0.10, rate_5xx=0.05, rate_reset=0.01, token_expiry_after=500, write_failure_rate=0.05),
+    "chaos": FaultProfile(
+        rate_429=0.10, rate_5xx=0.05, rate_reset=0.01, token_expiry_after=500, write_failure_rate=0.05
+    ),
 }
 
 

@@ -7,10 +7,15 @@ fault injection around it.
 
 from __future__ import annotations
 
+import hmac
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from sandbox.book import Book
+    from sandbox.faults import FaultState
 
 
 @dataclass(frozen=True)
@@ -77,3 +82,29 @@ class SandboxTokens:
     hubspot_access_token: str = "pat-na1-sandbox-hubspot-access-token"  # noqa: S105
     nps_api_key: str = "sandbox-nps-api-key"
     intent_api_key: str = "sandbox-intent-api-key"
+
+
+def key_matches(presented: str | None, expected: str) -> bool:
+    """Constant-time comparison of a presented credential with the expected one."""
+    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
+
+
+class ReadOnlyBookApp:
+    """Base for emulated APIs that only read the book (NPS, intent): nothing to undo on ``reset()``."""
+
+    name: str
+
+    def __init__(self, book: Book, faults: FaultState, tokens: SandboxTokens) -> None:
+        from sandbox.book import BookReader
+
+        self.book = book
+        self.faults = faults
+        self.tokens = tokens
+        self.base_url = ""
+        self.reader = BookReader(book)
+
+    def set_base_url(self, url: str) -> None:
+        self.base_url = url.rstrip("/")
+
+    def reset(self) -> None:
+        """Nothing to undo: the API is read-only."""
