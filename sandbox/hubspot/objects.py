@@ -56,7 +56,9 @@ _STAGE = (
     "THEN 'decisionmakerboughtin' WHEN 'negotiation' THEN 'contractsent' ELSE 'appointmentscheduled' END END)"
 )
 
-_TICKET_STAGE = "(CASE r.status WHEN 'new' THEN '1' WHEN 'pending' THEN '2' WHEN 'open' THEN '3' WHEN 'closed' THEN '4' END)"
+_TICKET_STAGE = (
+    "(CASE r.status WHEN 'new' THEN '1' WHEN 'pending' THEN '2' WHEN 'open' THEN '3' WHEN 'closed' THEN '4' END)"
+)
 
 _PREVIEW = "substr(r.body, 1, 512)"
 
@@ -204,39 +206,68 @@ SINGULAR = {
 
 # HUBSPOT_DEFINED association type ids, from hubspot.crm.association_type (both directions listed).
 ASSOCIATION_TYPE_IDS: dict[tuple[str, str], int] = {
-    ("deals", "contacts"): 3, ("contacts", "deals"): 4,
-    ("contacts", "tickets"): 15, ("tickets", "contacts"): 16,
-    ("deals", "tickets"): 27, ("tickets", "deals"): 28,
-    ("companies", "calls"): 181, ("calls", "companies"): 182,
-    ("companies", "emails"): 185, ("emails", "companies"): 186,
-    ("companies", "meetings"): 187, ("meetings", "companies"): 188,
-    ("companies", "notes"): 189, ("notes", "companies"): 190,
-    ("companies", "tasks"): 191, ("tasks", "companies"): 192,
-    ("contacts", "calls"): 193, ("calls", "contacts"): 194,
-    ("contacts", "emails"): 197, ("emails", "contacts"): 198,
-    ("contacts", "meetings"): 199, ("meetings", "contacts"): 200,
-    ("contacts", "notes"): 201, ("notes", "contacts"): 202,
-    ("contacts", "tasks"): 203, ("tasks", "contacts"): 204,
-    ("deals", "calls"): 205, ("calls", "deals"): 206,
-    ("deals", "emails"): 209, ("emails", "deals"): 210,
-    ("deals", "meetings"): 211, ("meetings", "deals"): 212,
-    ("deals", "notes"): 213, ("notes", "deals"): 214,
-    ("deals", "tasks"): 215, ("tasks", "deals"): 216,
-    ("tickets", "calls"): 219, ("calls", "tickets"): 220,
-    ("tickets", "emails"): 223, ("emails", "tickets"): 224,
-    ("tickets", "meetings"): 225, ("meetings", "tickets"): 226,
-    ("tickets", "notes"): 227, ("notes", "tickets"): 228,
-    ("tickets", "tasks"): 229, ("tasks", "tickets"): 230,
-    ("contacts", "companies"): 279, ("companies", "contacts"): 280,
-    ("tickets", "companies"): 339, ("companies", "tickets"): 340,
-    ("deals", "companies"): 341, ("companies", "deals"): 342,
+    ("deals", "contacts"): 3,
+    ("contacts", "deals"): 4,
+    ("contacts", "tickets"): 15,
+    ("tickets", "contacts"): 16,
+    ("deals", "tickets"): 27,
+    ("tickets", "deals"): 28,
+    ("companies", "calls"): 181,
+    ("calls", "companies"): 182,
+    ("companies", "emails"): 185,
+    ("emails", "companies"): 186,
+    ("companies", "meetings"): 187,
+    ("meetings", "companies"): 188,
+    ("companies", "notes"): 189,
+    ("notes", "companies"): 190,
+    ("companies", "tasks"): 191,
+    ("tasks", "companies"): 192,
+    ("contacts", "calls"): 193,
+    ("calls", "contacts"): 194,
+    ("contacts", "emails"): 197,
+    ("emails", "contacts"): 198,
+    ("contacts", "meetings"): 199,
+    ("meetings", "contacts"): 200,
+    ("contacts", "notes"): 201,
+    ("notes", "contacts"): 202,
+    ("contacts", "tasks"): 203,
+    ("tasks", "contacts"): 204,
+    ("deals", "calls"): 205,
+    ("calls", "deals"): 206,
+    ("deals", "emails"): 209,
+    ("emails", "deals"): 210,
+    ("deals", "meetings"): 211,
+    ("meetings", "deals"): 212,
+    ("deals", "notes"): 213,
+    ("notes", "deals"): 214,
+    ("deals", "tasks"): 215,
+    ("tasks", "deals"): 216,
+    ("tickets", "calls"): 219,
+    ("calls", "tickets"): 220,
+    ("tickets", "emails"): 223,
+    ("emails", "tickets"): 224,
+    ("tickets", "meetings"): 225,
+    ("meetings", "tickets"): 226,
+    ("tickets", "notes"): 227,
+    ("notes", "tickets"): 228,
+    ("tickets", "tasks"): 229,
+    ("tasks", "tickets"): 230,
+    ("contacts", "companies"): 279,
+    ("companies", "contacts"): 280,
+    ("tickets", "companies"): 339,
+    ("companies", "tickets"): 340,
+    ("deals", "companies"): 341,
+    ("companies", "deals"): 342,
 }
 
 # The "Primary" labelled type that rides along with the unlabeled one for a record's primary company.
 PRIMARY_TYPE_IDS: dict[tuple[str, str], int] = {
-    ("contacts", "companies"): 1, ("companies", "contacts"): 2,
-    ("deals", "companies"): 5, ("companies", "deals"): 6,
-    ("companies", "tickets"): 25, ("tickets", "companies"): 26,
+    ("contacts", "companies"): 1,
+    ("companies", "contacts"): 2,
+    ("deals", "companies"): 5,
+    ("companies", "deals"): 6,
+    ("companies", "tickets"): 25,
+    ("tickets", "companies"): 26,
 }
 
 ALL_TYPE_IDS = {**{v: k for k, v in ASSOCIATION_TYPE_IDS.items()}, **{v: k for k, v in PRIMARY_TYPE_IDS.items()}}

@@ -66,6 +66,7 @@ class PropDef:
                 "readOnlyValue": self.read_only,
             },
             "formField": not self.read_only,
+            "archived": False,
         }
         if self.hubspot_defined:
             body["hubspotDefined"] = True
@@ -85,6 +86,17 @@ def _common(group: str, modified: str = "hs_lastmodifieddate") -> list[PropDef]:
     ]
 
 
+LIFECYCLE_STAGES = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+)
+
 _ENGAGEMENT_COMMON = [
     _p("hs_timestamp", "Activity date", "datetime", "engagement"),
     _p("hs_body_preview", "Body preview", "string", "engagement", ro=True),
@@ -102,12 +114,21 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("numberofemployees", "Number of Employees", "number", "companyinformation"),
             _p("annualrevenue", "Annual Revenue", "number", "companyinformation"),
             _p("description", "Description", "string", "companyinformation"),
-            _p("lifecyclestage", "Lifecycle Stage", "enumeration", "companyinformation",
-               "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer",
-               "evangelist", "other"),
-            _p("hs_lead_status", "Lead Status", "enumeration", "companyinformation",
-               "NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT", "CONNECTED",
-               "BAD_TIMING"),
+            _p("lifecyclestage", "Lifecycle Stage", "enumeration", "companyinformation", *LIFECYCLE_STAGES),
+            _p(
+                "hs_lead_status",
+                "Lead Status",
+                "enumeration",
+                "companyinformation",
+                "NEW",
+                "OPEN",
+                "IN_PROGRESS",
+                "OPEN_DEAL",
+                "UNQUALIFIED",
+                "ATTEMPTED_TO_CONTACT",
+                "CONNECTED",
+                "BAD_TIMING",
+            ),
         ],
         "customer_health": [
             _p("tier", "Tier", "enumeration", "customer_health", "enterprise", "mid_market", "smb", custom=True),
@@ -124,9 +145,7 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("jobtitle", "Job Title", "string", "contactinformation"),
             _p("phone", "Phone Number", "string", "contactinformation"),
             _p("associatedcompanyid", "Primary Associated Company ID", "number", "contactinformation"),
-            _p("lifecyclestage", "Lifecycle Stage", "enumeration", "contactinformation",
-               "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer",
-               "evangelist", "other"),
+            _p("lifecyclestage", "Lifecycle Stage", "enumeration", "contactinformation", *LIFECYCLE_STAGES),
             _p("hs_lastmodifieddate", "Object last modified date/time", "datetime", "contactinformation", ro=True),
         ],
         "customer_health": [
@@ -140,17 +159,35 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("dealname", "Deal Name", "string", "dealinformation"),
             _p("dealtype", "Deal Type", "enumeration", "dealinformation", "newbusiness", "existingbusiness"),
             _p("pipeline", "Pipeline", "enumeration", "dealinformation", "default"),
-            _p("dealstage", "Deal Stage", "enumeration", "dealinformation",
-               "appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
-               "contractsent", "closedwon", "closedlost"),
+            _p(
+                "dealstage",
+                "Deal Stage",
+                "enumeration",
+                "dealinformation",
+                "appointmentscheduled",
+                "qualifiedtobuy",
+                "presentationscheduled",
+                "decisionmakerboughtin",
+                "contractsent",
+                "closedwon",
+                "closedlost",
+            ),
             _p("closedate", "Close Date", "datetime", "dealinformation"),
             _p("amount", "Amount", "number", "dealinformation"),
             _p("hs_is_closed", "Is Deal Closed?", "bool", "dealinformation", "true", "false", ro=True),
             _p("hs_is_closed_won", "Is Closed Won", "bool", "dealinformation", "true", "false", ro=True),
         ],
         "customer_health": [
-            _p("deal_kind", "Deal kind", "enumeration", "customer_health", "new_business", "renewal", "expansion",
-               custom=True),
+            _p(
+                "deal_kind",
+                "Deal kind",
+                "enumeration",
+                "customer_health",
+                "new_business",
+                "renewal",
+                "expansion",
+                custom=True,
+            ),
         ],
     },
     "tickets": {
@@ -161,8 +198,16 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("hs_pipeline", "Pipeline", "enumeration", "ticketinformation", "0"),
             _p("hs_pipeline_stage", "Ticket status", "enumeration", "ticketinformation", "1", "2", "3", "4"),
             _p("hs_ticket_priority", "Priority", "enumeration", "ticketinformation", "LOW", "MEDIUM", "HIGH", "URGENT"),
-            _p("hs_ticket_category", "Category", "enumeration", "ticketinformation",
-               "PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"),
+            _p(
+                "hs_ticket_category",
+                "Category",
+                "enumeration",
+                "ticketinformation",
+                "PRODUCT_ISSUE",
+                "BILLING_ISSUE",
+                "FEATURE_REQUEST",
+                "GENERAL_INQUIRY",
+            ),
             _p("closed_date", "Close date", "datetime", "ticketinformation"),
         ],
         "customer_health": [
@@ -177,9 +222,22 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("hs_call_body", "Call notes", "string", "engagement"),
             _p("hs_call_direction", "Call direction", "enumeration", "engagement", "INBOUND", "OUTBOUND"),
             _p("hs_call_duration", "Call duration", "number", "engagement"),
-            _p("hs_call_status", "Call status", "enumeration", "engagement",
-               "BUSY", "CALLING_CRM_USER", "CANCELED", "COMPLETED", "CONNECTING", "FAILED", "IN_PROGRESS",
-               "NO_ANSWER", "QUEUED", "RINGING"),
+            _p(
+                "hs_call_status",
+                "Call status",
+                "enumeration",
+                "engagement",
+                "BUSY",
+                "CALLING_CRM_USER",
+                "CANCELED",
+                "COMPLETED",
+                "CONNECTING",
+                "FAILED",
+                "IN_PROGRESS",
+                "NO_ANSWER",
+                "QUEUED",
+                "RINGING",
+            ),
         ],
     },
     "emails": {
@@ -188,10 +246,26 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             *_ENGAGEMENT_COMMON,
             _p("hs_email_subject", "Email subject", "string", "engagement"),
             _p("hs_email_text", "Email body", "string", "engagement"),
-            _p("hs_email_direction", "Email direction", "enumeration", "engagement",
-               "EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL"),
-            _p("hs_email_status", "Email send status", "enumeration", "engagement",
-               "BOUNCED", "FAILED", "SCHEDULED", "SENDING", "SENT"),
+            _p(
+                "hs_email_direction",
+                "Email direction",
+                "enumeration",
+                "engagement",
+                "EMAIL",
+                "INCOMING_EMAIL",
+                "FORWARDED_EMAIL",
+            ),
+            _p(
+                "hs_email_status",
+                "Email send status",
+                "enumeration",
+                "engagement",
+                "BOUNCED",
+                "FAILED",
+                "SCHEDULED",
+                "SENDING",
+                "SENT",
+            ),
         ],
     },
     "meetings": {
@@ -202,8 +276,17 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("hs_meeting_body", "Meeting description", "string", "engagement"),
             _p("hs_meeting_start_time", "Start Time", "datetime", "engagement"),
             _p("hs_meeting_end_time", "End Time", "datetime", "engagement"),
-            _p("hs_meeting_outcome", "Meeting outcome", "enumeration", "engagement",
-               "SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED"),
+            _p(
+                "hs_meeting_outcome",
+                "Meeting outcome",
+                "enumeration",
+                "engagement",
+                "SCHEDULED",
+                "COMPLETED",
+                "RESCHEDULED",
+                "NO_SHOW",
+                "CANCELED",
+            ),
         ],
     },
     "notes": {
@@ -222,8 +305,17 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("hs_timestamp", "Due date", "datetime", "task"),
             _p("hs_task_subject", "Task Title", "string", "task"),
             _p("hs_task_body", "Notes", "string", "task"),
-            _p("hs_task_status", "Task Status", "enumeration", "task",
-               "NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"),
+            _p(
+                "hs_task_status",
+                "Task Status",
+                "enumeration",
+                "task",
+                "NOT_STARTED",
+                "IN_PROGRESS",
+                "WAITING",
+                "COMPLETED",
+                "DEFERRED",
+            ),
             _p("hs_task_priority", "Priority", "enumeration", "task", "NONE", "LOW", "MEDIUM", "HIGH"),
             _p("hs_task_type", "Task Type", "enumeration", "task", "EMAIL", "CALL", "TODO", "LINKED_IN"),
         ],
@@ -244,10 +336,27 @@ GROUP_LABELS = {
 DEFAULT_READ_PROPERTIES: dict[str, tuple[str, ...]] = {
     "companies": ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
     "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
-    "deals": ("amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate", "hs_object_id",
-              "pipeline"),
-    "tickets": ("content", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_pipeline", "hs_pipeline_stage",
-                "hs_ticket_category", "hs_ticket_priority", "subject"),
+    "deals": (
+        "amount",
+        "closedate",
+        "createdate",
+        "dealname",
+        "dealstage",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+        "pipeline",
+    ),
+    "tickets": (
+        "content",
+        "createdate",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+        "hs_pipeline",
+        "hs_pipeline_stage",
+        "hs_ticket_category",
+        "hs_ticket_priority",
+        "subject",
+    ),
     "calls": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     "emails": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     "meetings": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
@@ -257,8 +366,9 @@ DEFAULT_READ_PROPERTIES: dict[str, tuple[str, ...]] = {
 
 # The property that says when a record last changed, per object type.
 MODIFIED_PROPERTY = {t: ("lastmodifieddate" if t == "contacts" else "hs_lastmodifieddate") for t in OBJECT_TYPES}
-CREATED_PROPERTY = {t: ("createdate" if t in ("companies", "contacts", "deals", "tickets") else "hs_createdate")
-                    for t in OBJECT_TYPES}
+CREATED_PROPERTY = {
+    t: ("createdate" if t in ("companies", "contacts", "deals", "tickets") else "hs_createdate") for t in OBJECT_TYPES
+}
 
 
 @dataclass
