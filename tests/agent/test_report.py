@@ -1,0 +1,132 @@
+"""The run report: the scoring summary built from the store, and its text and HTML renderings."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from agent.report import (
+    ApiUsage,
+    RunReport,
+    StreamSummary,
+    WritebackSummary,
+    WriteFailure,
+    summarize_scores,
+)
+from tests.agent.helpers import BANDS, T0, add_accounts, add_run, add_scores
+
+
+@pytest.fixture
+def two_runs(store_engine: Engine) -> list[int]:
+    ids = add_accounts(store_engine, ["Acme", "Globex", "Initech", "O'Brien & Müller"])
+    add_run(store_engine, "run-1", minutes=0)
+    add_scores(store_engine, "run-1", {ids[0]: (80, "green"), ids[1]: (55, "yellow"), ids[2]: (30, "red"), ids[3]: (72, "green")})
+    add_run(store_engine, "run-2", minutes=60)
+    add_scores(
+        store_engine, "run-2",
+        {ids[0]: (62, "yellow"), ids[1]: (55, "yellow"), ids[2]: (8, "red"), ids[3]: (91.5, "green")},
+        flags={ids[2]: ["single_threaded", "champion_gone"], ids[3]: ["expansion_signal"]},
+    )
+    return ids
+
+
+def test_scoring_summary_counts_bands_flags_and_movement_against_previous_run(store_engine: Engine, two_runs: list[int]) -> None:
+    summary = summarize_scores(store_engine, "run-2", BANDS, top=10)
+    assert summary.accounts == 4
+    assert summary.band_counts == {"red": 1, "yellow": 2, "green": 1}
+    assert summary.previous_band_counts == {"green": 2, "yellow": 1, "red": 1}
+    assert summary.band_movements == {"green": {"yellow": 1, "green": 1}, "yellow": {"yellow": 1}, "red": {"red": 1}}
+    assert summary.score_histogram == [1, 0, 0, 0, 0, 1, 1, 0, 0, 1]
+    assert summary.flag_counts == {"single_threaded": 1, "lonely_client": 0, "champion_gone": 1, "expansion_signal": 1}
+    assert summary.low_confidence == 1
+    assert [(m.name, m.delta, m.previous_band, m.band) for m in summary.movers] == [
+        ("Initech", -22.0, "red", "red"),
+        ("O'Brien & Müller", 19.5, "green", "green"),
+        ("Acme", -18.0, "green", "yellow"),
+    ]
+    assert [(a.name, a.score, a.flags) for a in summary.at_risk] == [
+        ("Initech", 8.0, ["champion_gone", "single_threaded"]),
+        ("Globex", 55.0, []),
+        ("Acme", 62.0, []),
+        ("O'Brien & Müller", 91.5, ["expansion_signal"]),
+    ]
+
+
+def test_first_run_has_no_movers(store_engine: Engine, two_runs: list[int]) -> None:
+    summary = summarize_scores(store_engine, "run-1", BANDS)
+    assert summary.movers == []
+    assert summary.previous_band_counts == {}
+
+
+def _report(store_engine: Engine) -> RunReport:
+    return RunReport(
+        run_id="run-2",
+        status="partial",
+        started_at=T0,
+        finished_at=T0.replace(minute=1),
+        streams=[
+            StreamSummary(source="salesforce", stream="accounts", records=4, pages=1, api_calls=1, seconds=0.2),
+            StreamSummary(source="salesforce", stream="tasks", records=120, pages=2, api_calls=2, retries=1),
+            StreamSummary(source="nps", stream="responses", error="NPS API refused the key (401)"),
+        ],
+        api=[ApiUsage(system="salesforce", calls=9, floor_calls=7, daily_limit=15000, remaining=14000)],
+        scoring=summarize_scores(store_engine, "run-2", BANDS),
+        writeback=WritebackSummary(
+            planned_changes=5, fields_written=5, records_written=2, tasks_created=1,
+            failures=[WriteFailure(crm="salesforce", record_id="001X", error="UNABLE_TO_LOCK_ROW <script>")],
+        ),
+        deferred=["hubspot tasks: 3 follow-up tasks wait for the next run (API budget)"],
+    )
+
+
+def test_text_report_names_every_stream_band_and_failure(store_engine: Engine, two_runs: list[int]) -> None:
+    text = _report(store_engine).render_text()
+    assert "Run run-2 (cli): partial in 60.0 s" in text
+    assert re.search(r"salesforce\s+tasks\s+120 records\s+2 pages\s+2 calls\s+1 retries", text)
+    assert "ERROR: NPS API refused the key (401)" in text
+    assert "Scored 4 accounts: red 1, yellow 2, green 1" in text
+    assert "5 fields written on 2 records, 1 tasks created, 0 closed, 1 failures" in text
+    assert "salesforce      9 calls (floor 7), 0 retries; 14,000 of 15,000 left today" in text
+    assert "Deferred: hubspot tasks: 3 follow-up tasks wait" in text
+
+
+def test_html_report_is_self_contained_with_three_charts_and_escaped_text(store_engine: Engine, two_runs: list[int]) -> None:
+    html = _report(store_engine).render_html()
+    assert html.count("<svg") == 3
+    for section in ("score-distribution", "band-movements", "top-movers", "at-risk"):
+        assert f'id="{section}"' in html
+    assert re.findall(r"(?:src|href)=\"https?://", html) == []
+    assert "<script" not in html
+    assert "UNABLE_TO_LOCK_ROW &lt;script&gt;" in html
+    assert "O&#39;Brien &amp; Müller" in html
+    assert html.count('class="bar"') == 10 + 6 + 3
+
+
+def test_report_round_trips_through_json(store_engine: Engine, two_runs: list[int]) -> None:
+    report = _report(store_engine)
+    again = RunReport.model_validate(report.to_dict())
+    assert again == report
+    assert report.to_dict()["duration_seconds"] == 60.0
+    assert report.records_by_source() == {"salesforce": 124, "nps": 0}
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed on this machine")
+def test_html_report_renders_non_blank_in_headless_chromium(store_engine: Engine, two_runs: list[int], tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(_report(store_engine).render_html(), encoding="utf-8")
+    png = tmp_path / "report.png"
+    subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={png}", "--window-size=1200,1600", page.as_uri()],
+        check=True, timeout=60, capture_output=True,
+    )
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(set(data[200:20000])) > 50  # a blank page compresses to a few repeated bytes
