@@ -225,7 +225,7 @@ def standard_objects() -> list[SObject]:
             _num("ARR__c", "currency", custom=True),
             Field("Renewal_Date__c", "date", "Renewal Date", custom=True),
             _num("Usage_Score__c", "percent", precision=5, scale=1, custom=True),
-        ]),  # fmt: skip
+        ]),
         _object("Contact", "Contact", "003", [
             _ref("AccountId", ("Account",), "Account"),
             _text("FirstName", "First Name", length=40),
@@ -237,7 +237,7 @@ def standard_objects() -> list[SObject]:
             Field("Phone", "phone", "Business Phone", length=40),
             owner,
             _bool("No_Longer_At_Company__c", custom=True),
-        ]),  # fmt: skip
+        ]),
         _object("User", "User", "005", [
             _text("Username", "Username", length=80, **read_only),
             _text("FirstName", "First Name", length=40),
@@ -246,7 +246,7 @@ def standard_objects() -> list[SObject]:
             Field("Email", "email", "Email", length=128),
             _text("Title", "Title", length=80),
             _bool("IsActive"),
-        ]),  # fmt: skip
+        ]),
         _object("Opportunity", "Opportunity", "006", [
             _ref("AccountId", ("Account",), "Account"),
             _text("Name", "Opportunity Name", length=120, nillable=False, required_on_create=True),
@@ -258,13 +258,13 @@ def standard_objects() -> list[SObject]:
             _num("Amount", "currency"),
             _ref("RecordTypeId", ("RecordType",), "RecordType"),
             owner,
-        ]),  # fmt: skip
+        ]),
         _object("OpportunityContactRole", "Contact Role", "00K", [
             _ref("OpportunityId", ("Opportunity",), "Opportunity", nillable=False, required_on_create=True),
             _ref("ContactId", ("Contact",), "Contact", nillable=False, required_on_create=True),
             _pick("Role", ("Decision Maker", "Economic Buyer", "Influencer", "Evaluator", "Other")),
             _bool("IsPrimary"),
-        ]),  # fmt: skip
+        ]),
         _object("Case", "Case", "500", [
             _text("CaseNumber", "Case Number", length=30, **read_only),
             _ref("AccountId", ("Account",), "Account"),
@@ -276,7 +276,7 @@ def standard_objects() -> list[SObject]:
             _bool("IsEscalated"),
             Field("ClosedDate", "datetime", "Closed Date", **read_only),
             owner,
-        ]),  # fmt: skip
+        ]),
         _object("Task", "Task", "00T", [
             _text("Subject", "Subject"),
             _pick("TaskSubtype", ("Task", "Email", "List Email", "Cadence", "Call", "LinkedIn")),
@@ -292,9 +292,9 @@ def standard_objects() -> list[SObject]:
             _bool("IsClosed", **read_only),
             _long_text("Description", "Comments"),
             _num("CallDurationInSeconds", "int", precision=8, scale=0),
-            _pick("CallType", DIRECTIONS[:1] + ("Internal",) + DIRECTIONS[1:]),
+            _pick("CallType", (*DIRECTIONS[:1], "Internal", *DIRECTIONS[1:])),
             _pick("Direction__c", DIRECTIONS, custom=True),
-        ]),  # fmt: skip
+        ]),
         _object("Event", "Event", "00U", [
             _text("Subject", "Subject"),
             Field("StartDateTime", "datetime", "Start Date Time"),
@@ -308,7 +308,7 @@ def standard_objects() -> list[SObject]:
             owner,
             _long_text("Description", "Description"),
             _pick("Direction__c", DIRECTIONS, custom=True),
-        ]),  # fmt: skip
+        ]),
     ]
 
 
@@ -321,7 +321,7 @@ def tooling_objects() -> list[SObject]:
             _text("TableEnumOrId", "Table Enum or ID", length=40),
             _text("DataType", "Data Type", length=40),
             _text("Label", "Label"),
-        ]),  # fmt: skip
+        ]),
     ]
 
 

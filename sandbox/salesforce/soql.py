@@ -105,9 +105,12 @@ class Token:
 
 
 _KEYWORDS = frozenset(
-    "SELECT FROM WHERE AND OR NOT IN LIKE ORDER BY ASC DESC NULLS FIRST LAST LIMIT OFFSET TRUE FALSE NULL".split()
-)
-_UNSUPPORTED = frozenset("GROUP HAVING WITH FOR USING TYPEOF INCLUDES EXCLUDES".split())
+    {
+        "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC", "DESC", "NULLS",
+        "FIRST", "LAST", "LIMIT", "OFFSET", "TRUE", "FALSE", "NULL",
+    }
+)  # fmt: skip
+_UNSUPPORTED = frozenset(["GROUP", "HAVING", "WITH", "FOR", "USING", "TYPEOF", "INCLUDES", "EXCLUDES"])
 _DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2})")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\dT])")
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?![\w.])")
@@ -145,7 +148,8 @@ def _read_string(text: str, start: int) -> tuple[Token, int]:
                 like.append(plain)
                 i += 6
             else:
-                raise SoqlError("MALFORMED_QUERY", f"Invalid string literal '{text[start:i + 2]}'. Illegal escape sequence")
+                literal = text[start : i + 2]
+                raise SoqlError("MALFORMED_QUERY", f"Invalid string literal '{literal}'. Illegal escape sequence")
             continue
         value.append(ch)
         like.append(ch)

@@ -1,0 +1,112 @@
+"""Field values between their three forms: stored (SQLite), API JSON / CSV, and what a client may write."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sandbox.ids import _suffix18
+from sandbox.salesforce.schema import NUMBER_TYPES, Field
+from sandbox.salesforce.soql import parse_datetime
+
+
+class FieldValueError(Exception):
+    """A value a field refuses; ``code`` is the Salesforce statusCode."""
+
+    def __init__(self, code: str, message: str, field: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def format_datetime(moment: datetime) -> str:
+    """Salesforce's datetime form, always UTC with milliseconds: ``2026-01-05T12:00:00.000+0000``."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
+
+
+def full_id(record_id: str) -> str:
+    """An 18-character Id from a 15- or 18-character one (Salesforce accepts both everywhere)."""
+    if len(record_id) == 15 and record_id.isalnum():
+        return record_id + _suffix18(record_id)
+    return record_id
+
+
+def to_json(f: Field, stored: Any) -> Any:
+    """A stored value as the REST API returns it."""
+    if stored is None:
+        return None
+    if f.type == "boolean":
+        return bool(stored)
+    if f.type == "int":
+        return int(stored)
+    if f.type in NUMBER_TYPES:
+        return float(stored)
+    return stored
+
+
+def to_csv(f: Field, stored: Any) -> str:
+    """A stored value as a Bulk 2.0 CSV cell (empty for null)."""
+    if stored is None:
+        return ""
+    if f.type == "boolean":
+        return "true" if stored else "false"
+    return str(to_json(f, stored))
+
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def coerce(f: Field, value: Any) -> Any:
+    """A client-written value (JSON or a CSV cell) as it is stored; raises ``FieldValueError`` if refused."""
+    if value is None:
+        if not f.nillable and f.type != "boolean":
+            raise FieldValueError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{f.name}]", f.name)
+        return 0 if f.type == "boolean" else None
+    try:
+        if f.type == "boolean":
+            if isinstance(value, bool):
+                return int(value)
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+                return int(value.lower() in ("true", "1"))
+            raise ValueError(value)
+        if f.type == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(float(value))
+        if f.type in NUMBER_TYPES:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if f.type == "date":
+            text = str(value)[:10]
+            date.fromisoformat(text)
+            if not _DATE_RE.match(text):
+                raise ValueError(value)
+            return text
+        if f.type == "datetime":
+            text = str(value)
+            moment = parse_datetime(text) if "T" in text else datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return format_datetime(moment)
+    except (TypeError, ValueError):
+        raise FieldValueError(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.label or f.name}: value not of required type: {value}", f.name
+        ) from None
+    text = str(value)
+    if f.type in ("id", "reference"):
+        return full_id(text) if text else None
+    if f.length and len(text) > f.length:
+        raise FieldValueError(
+            "STRING_TOO_LONG", f"{f.label or f.name}: data value too large: {text[:40]} (max length={f.length})", f.name
+        )
+    return text
+
+
+def make_id(prefix: str, n: int) -> str:
+    """An 18-character Id with any key prefix (jobs ``750``, query locators ``01g``), n >= 1."""
+    from sandbox.ids import salesforce_id
+
+    id15 = prefix + salesforce_id("Account", n)[3:15]
+    return id15 + _suffix18(id15)
