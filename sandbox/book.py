@@ -34,7 +34,7 @@ from typing import Any
 
 from sandbox import names
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 HISTORY_MONTHS = 18
 HISTORY_DAYS = 548
 DAY = 86_400
@@ -410,10 +410,10 @@ class _Generator:
             title = rng.choice(names.OWNER_TITLES)
             w.add("users", (n, first, last, email, title, active, _iso(created), _iso(updated)))
 
-    def _when(self, rng: random.Random, m: int, not_before: int) -> int:
-        """A random second inside history month ``m``, not before ``not_before`` and before the anchor."""
+    def _when(self, rng: random.Random, m: int, not_before: int, before: int | None = None) -> int:
+        """A random second inside history month ``m``, not before ``not_before``, before ``before`` and the anchor."""
         low = max(self.start + m * self.bucket, not_before)
-        high = min(self.start + (m + 1) * self.bucket, self.now - 1)
+        high = min(self.start + (m + 1) * self.bucket, self.now - 1, before or self.now)
         return low + rng.randrange(max(1, high - low))
 
     def _later(self, rng: random.Random, ts: int, max_seconds: int) -> int:
@@ -568,7 +568,7 @@ class _Generator:
             churned = month_start >= a.end
             lam = 0.03 if churned else 1.2 * a.scale * (0.15 + 1.7 * h**1.5)
             for _ in range(_poisson(rng, lam)):
-                at = self._when(rng, m, max(a.created, a.end if churned else 0))
+                at = self._when(rng, m, a.end, self.now) if churned else self._when(rng, m, a.created, a.end)
                 kind_roll = rng.random()
                 kind = ("email" if kind_roll < 0.5 else "call" if kind_roll < 0.7
                         else "meeting" if kind_roll < 0.85 else "note")
@@ -612,7 +612,7 @@ class _Generator:
             h = a.path[m]
             low = 1.0 - h
             for _ in range(_poisson(rng, 0.35 * a.scale * (0.25 + 2.5 * low**2))):
-                opened = self._when(rng, m, a.created)
+                opened = self._when(rng, m, a.created, a.end)
                 roll = rng.random()
                 priority = ("urgent" if roll < 0.02 + 0.3 * low**2 else "high" if roll < 0.15 + 0.45 * low
                             else "medium" if roll < 0.65 else "low")
@@ -636,12 +636,12 @@ class _Generator:
                 score = float(round(_clip(10 * h + rng.gauss(0.0, 1.6), 0.0, 10.0)))
                 comments = (names.NPS_COMMENTS_LOW if score <= 6 else names.NPS_COMMENTS_MID if score <= 8
                             else names.NPS_COMMENTS_HIGH)
-                self._survey(w, rng, ("nps", score, rng.choice(comments) or None), self._when(rng, m, a.created),
+                self._survey(w, rng, ("nps", score, rng.choice(comments) or None), self._when(rng, m, a.created, a.end),
                              contact.email)
             if rng.random() < 0.012:
                 # Someone the CRM does not know answers the survey (a forwarded link, a personal address).
                 stranger = f"respondent{rng.randint(1, 10**6)}@{rng.choice(names.PERSONAL_DOMAINS)}"
-                self._survey(w, rng, ("nps", float(rng.randint(0, 10)), None), self._when(rng, m, a.created),
+                self._survey(w, rng, ("nps", float(rng.randint(0, 10)), None), self._when(rng, m, a.created, a.end),
                              stranger)
 
     def _survey(self, w: _Writer, rng: random.Random, answer: tuple[str, float, str | None], responded: int,
@@ -741,7 +741,7 @@ class _Generator:
             month_start = self.start + m * self.bucket
             if month_start < a.created or month_start >= a.end or h < 0.6 or rng.random() >= 0.06 * h:
                 continue
-            opened = self._when(rng, m, a.created)
+            opened = self._when(rng, m, a.created, a.end)
             close = datetime.fromtimestamp(opened + rng.randint(30, 90) * DAY, UTC).date()
             if close < self.anchor:
                 stage = "Closed Won" if rng.random() < 0.4 + 0.5 * h else "Closed Lost"
