@@ -1,0 +1,678 @@
+"""The signal catalogue computed as set-based SQL over the store, as of a moment.
+
+Each family (engagement, relationship, support, feedback, usage, billing, intent, contract) is one grouped
+query (plus a window query for medians and latest values); only rows dated before ``as_of`` are seen, and
+soft-deleted rows are not activity. Per-account results land in column arrays (NaN = no data), so scoring
+100k accounts stays vectorized and small. The only Python pass is over per-contact aggregates, to mix each
+contact's relationship strength (``scoring.relationship``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Select,
+    Subquery,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+)
+
+from core.config.scoring import SIGNALS, ScoringConfig
+from core.titles import department_of
+from scoring.relationship import ContactTouches, StrengthParts, contact_strength, relationship_capital
+from store.models import (
+    Account,
+    AccountLink,
+    Activity,
+    ActivityParticipant,
+    Contact,
+    Deal,
+    IntentSignal,
+    Invoice,
+    SurveyResponse,
+    Ticket,
+    UsageMetric,
+    UtcDateTime,
+)
+
+log = logging.getLogger(__name__)
+
+ACC: Table = Account.__table__  # type: ignore[assignment]
+ACT: Table = Activity.__table__  # type: ignore[assignment]
+PART: Table = ActivityParticipant.__table__  # type: ignore[assignment]
+CON: Table = Contact.__table__  # type: ignore[assignment]
+DEAL: Table = Deal.__table__  # type: ignore[assignment]
+TIX: Table = Ticket.__table__  # type: ignore[assignment]
+SURV: Table = SurveyResponse.__table__  # type: ignore[assignment]
+INTENT: Table = IntentSignal.__table__  # type: ignore[assignment]
+USAGE: Table = UsageMetric.__table__  # type: ignore[assignment]
+INV: Table = Invoice.__table__  # type: ignore[assignment]
+LINK: Table = AccountLink.__table__  # type: ignore[assignment]
+
+TOUCH_TYPES = ("email", "call", "meeting")
+EXEC_LEVELS = ("c_level", "vp")
+HIGH_PRIORITY = ("p1", "p2")
+STREAM_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """The account facts scoring needs (no activity)."""
+
+    id: int
+    source: str
+    external_id: str
+    name: str | None
+    domain: str | None
+    tier: str | None
+    arr: float | None
+    renewal_date: date | None
+    created_at: datetime | None
+    override_band: str | None
+    override_until: date | None
+
+
+@dataclass(frozen=True)
+class ContactDetail:
+    """One contact's relationship strength, for explanations."""
+
+    contact_id: int
+    name: str
+    seniority: str
+    department: str | None
+    touches: int
+    days_since_last: float
+    engaged: bool
+    gone: str | None  # why the contact no longer counts: left | deleted | None
+    parts: StrengthParts
+
+
+@dataclass(frozen=True)
+class Champion:
+    name: str
+    prior_touches: int
+    gone: str | None  # stopped engaging | left | deleted | None
+
+
+@dataclass
+class SignalFrame:
+    """Per-account signal columns (position i = ``accounts[i]``); NaN means no data."""
+
+    as_of: datetime
+    accounts: list[AccountRow]
+    values: dict[str, np.ndarray]
+    categories: dict[str, list[str | None]] = field(default_factory=dict)
+    champions: dict[int, Champion] = field(default_factory=dict)  # position -> champion
+    contacts: dict[int, list[ContactDetail]] = field(default_factory=dict)  # position -> contacts (detail only)
+    expected_touches: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.accounts)
+
+    def row(self, pos: int) -> dict[str, float | None]:
+        """Every numeric signal of one account, None for no data."""
+        out: dict[str, float | None] = {}
+        for name, column in self.values.items():
+            v = float(column[pos])
+            out[name] = None if math.isnan(v) else v
+        return out
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _days(as_of: datetime, when: datetime | date | None) -> float:
+    if when is None:
+        return math.nan
+    if isinstance(when, datetime):
+        return (as_of - _utc(when)).total_seconds() / 86400  # type: ignore[operator]
+    return float((as_of.date() - when).days)
+
+
+def _ts(expr: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Aggregates over timestamp expressions keep the store's UTC type (so values come back aware)."""
+    from sqlalchemy import type_coerce
+
+    return type_coerce(expr, UtcDateTime())
+
+
+def _month_start(d: date, back: int = 0) -> date:
+    y, m = d.year, d.month - back
+    while m <= 0:
+        m += 12
+        y -= 1
+    return date(y, m, 1)
+
+
+def hours_between(conn: Connection, start: Column[Any], end: Column[Any]) -> ColumnElement[Any]:
+    """``end - start`` in hours, on SQLite (julianday) and PostgreSQL (epoch)."""
+    if conn.dialect.name == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 24.0
+    return func.extract("epoch", end - start) / 3600.0
+
+
+def _count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((cond, 1), else_=0))
+
+
+class _Builder:
+    """Builds and runs one family's query at a time, writing into the frame's columns."""
+
+    def __init__(self, conn: Connection, config: ScoringConfig, as_of: datetime, accounts: list[AccountRow],
+                 detail_for: set[int]) -> None:
+        self.conn = conn
+        self.config = config
+        self.as_of = as_of
+        self.as_of_date = as_of.date()
+        self.accounts = accounts
+        self.pos = {a.id: i for i, a in enumerate(accounts)}
+        self.ids = [a.id for a in accounts]
+        self.detail_for = detail_for
+        n = len(accounts)
+        self.values: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name in SIGNALS}
+        self.champions: dict[int, Champion] = {}
+        self.contacts: dict[int, list[ContactDetail]] = {}
+
+    def ago(self, days: float) -> datetime:
+        return self.as_of - timedelta(days=days)
+
+    def acc_filter(self, acc_id: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Restrict a query to the frame's accounts when it is a small explicit set."""
+        if len(self.ids) <= 5_000:
+            return acc_id.in_(self.ids)
+        return literal(True)
+
+    def rows(self, stmt: Select[Any]) -> Iterator[Any]:
+        result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
+        for partition in result.partitions():
+            yield from partition
+
+    def put(self, name: str, acc_id: int, value: float | None) -> None:
+        pos = self.pos.get(acc_id)
+        if pos is not None and value is not None:
+            self.values[name][pos] = float(value)
+
+    # --- engagement -----------------------------------------------------------------------------
+    def engagement(self) -> None:
+        a = ACT
+        flag = self.config.flags.lonely_client
+        is_touch = a.c.activity_type.in_(TOUCH_TYPES)
+        two_way = and_(is_touch, a.c.direction.in_(("two_way", "inbound")))
+        t90 = self.ago(90)
+        stmt = (
+            select(
+                ACC.c.id,
+                _ts(func.max(case((two_way, a.c.occurred_at)))).label("last_two_way"),
+                _ts(func.max(case((is_touch, a.c.occurred_at)))).label("last_touch"),
+                _count_if(and_(is_touch, a.c.occurred_at >= t90)).label("touches_90d"),
+                _count_if(and_(a.c.activity_type == "meeting", a.c.occurred_at >= t90)).label("meetings_90d"),
+                _count_if(and_(is_touch, a.c.occurred_at >= self.ago(flag.period_days))).label("touches_period"),
+            )
+            .select_from(a.join(ACC, and_(ACC.c.source == a.c.source, ACC.c.external_id == a.c.account_external_id)))
+            .where(a.c.occurred_at < self.as_of, not_(a.c.is_deleted), self.acc_filter(ACC.c.id))
+            .group_by(ACC.c.id)
+        )
+        self.values["touches_period"] = np.zeros(len(self.accounts))
+        self.values["days_since_touch"] = np.full(len(self.accounts), np.nan)
+        for r in self.rows(stmt):
+            self.put("days_since_two_way_touch", r.id, _nan_none(_days(self.as_of, r.last_two_way)))
+            self.put("days_since_touch", r.id, _nan_none(_days(self.as_of, r.last_touch)))
+            self.put("touches_90d", r.id, r.touches_90d)
+            self.put("meetings_90d", r.id, r.meetings_90d)
+            self.put("touches_period", r.id, r.touches_period)
+        # No activity at all is a fact, not missing data: zero touches.
+        for name in ("touches_90d", "meetings_90d"):
+            col = self.values[name]
+            col[np.isnan(col)] = 0.0
+
+    # --- relationship ---------------------------------------------------------------------------
+    def relationship(self) -> None:
+        rc = self.config.relationship
+        a, p, c = ACT, PART, CON
+        start = self.ago(rc.window_days)
+        engaged_cut = self.ago(rc.engaged_days)
+        bucket_len = rc.window_days / rc.regularity_buckets
+        bucket = case(
+            *[(a.c.occurred_at >= self.ago(bucket_len * (k + 1)), k) for k in range(rc.regularity_buckets)],
+            else_=None,
+        )
+        email_two_way = and_(a.c.activity_type == "email", a.c.direction.in_(("inbound", "two_way")))
+        email_one_way = and_(a.c.activity_type == "email", not_(a.c.direction.in_(("inbound", "two_way"))))
+        email_one_way = or_(email_one_way, and_(a.c.activity_type == "email", a.c.direction.is_(None)))
+        exec_meeting_cut = self.ago(180)
+        per_contact = (
+            select(
+                ACC.c.id.label("account_id"),
+                c.c.id.label("contact_id"),
+                func.count().label("touches"),
+                _ts(func.max(a.c.occurred_at)).label("last_touch"),
+                _count_if(a.c.activity_type == "meeting").label("meetings"),
+                _count_if(a.c.activity_type == "call").label("calls"),
+                _count_if(email_two_way).label("two_way_emails"),
+                _count_if(email_one_way).label("one_way_emails"),
+                _count_if(a.c.occurred_at >= engaged_cut).label("engaged_touches"),
+                _count_if(and_(a.c.activity_type == "meeting", a.c.occurred_at >= exec_meeting_cut)).label(
+                    "meetings_180d"
+                ),
+                func.count(func.distinct(bucket)).label("active_buckets"),
+            )
+            .select_from(
+                a.join(ACC, and_(ACC.c.source == a.c.source, ACC.c.external_id == a.c.account_external_id))
+                .join(p, and_(p.c.source == a.c.source, p.c.activity_external_id == a.c.external_id))
+                .join(c, and_(c.c.source == p.c.source, c.c.external_id == p.c.contact_external_id))
+            )
+            .where(
+                a.c.occurred_at < self.as_of,
+                a.c.occurred_at >= start,
+                not_(a.c.is_deleted),
+                a.c.activity_type.in_(TOUCH_TYPES),
+                self.acc_filter(ACC.c.id),
+            )
+            .group_by(ACC.c.id, c.c.id)
+            .subquery("pc")
+        )
+        pc: Subquery = per_contact
+        stmt = select(
+            pc,
+            c.c.first_name,
+            c.c.last_name,
+            c.c.email,
+            c.c.title,
+            c.c.seniority,
+            c.c.department,
+            c.c.has_left,
+            c.c.is_deleted,
+            _ts(func.coalesce(c.c.source_updated_at, c.c.deleted_at)).label("changed_at"),
+        ).join(c, c.c.id == pc.c.contact_id)
+        n = len(self.accounts)
+        strength_sum = np.zeros(n)
+        threads = np.zeros(n)
+        levels: dict[int, set[str]] = {}
+        departments: dict[int, set[str]] = {}
+        exec_engaged = np.zeros(n)
+        exec_meeting = np.zeros(n)
+        last_exec = np.full(n, np.nan)
+        best_prior: dict[int, tuple[int, str, str | None]] = {}
+        min_prior = self.config.flags.champion_gone.min_prior_touches
+        for r in self.rows(stmt):
+            pos = self.pos.get(r.account_id)
+            if pos is None:
+                continue
+            changed_before = r.changed_at is None or _utc(r.changed_at) < self.as_of  # type: ignore[operator]
+            gone = "deleted" if r.is_deleted and changed_before else ("left" if r.has_left and changed_before else None)
+            days_since = _days(self.as_of, r.last_touch)
+            touches = ContactTouches(
+                days_since_last=days_since,
+                meetings=r.meetings,
+                calls=r.calls,
+                two_way_emails=r.two_way_emails,
+                one_way_emails=r.one_way_emails,
+                active_buckets=r.active_buckets,
+            )
+            seniority = r.seniority or "unknown"
+            parts = contact_strength(touches, seniority, rc)
+            engaged = r.engaged_touches > 0 and gone is None
+            is_exec = seniority in EXEC_LEVELS
+            if gone is None:
+                strength_sum[pos] += parts.strength
+            dept = r.department or department_of(r.title)
+            if engaged:
+                threads[pos] += 1
+                levels.setdefault(pos, set()).add(seniority)
+                if dept:
+                    departments.setdefault(pos, set()).add(dept.lower())
+                if is_exec:
+                    exec_engaged[pos] = 1
+            if is_exec:
+                if r.meetings_180d > 0:
+                    exec_meeting[pos] = 1
+                if math.isnan(last_exec[pos]) or days_since < last_exec[pos]:
+                    last_exec[pos] = days_since
+            prior = r.touches - r.engaged_touches
+            name = " ".join(x for x in (r.first_name, r.last_name) if x) or r.email or f"contact {r.contact_id}"
+            if prior >= min_prior and prior > best_prior.get(pos, (0, "", None))[0]:
+                why = gone or ("stopped engaging" if r.engaged_touches == 0 else None)
+                best_prior[pos] = (prior, name, why)
+            if r.account_id in self.detail_for:
+                self.contacts.setdefault(pos, []).append(
+                    ContactDetail(r.contact_id, name, seniority, dept, r.touches, days_since, engaged, gone, parts)
+                )
+        self.values["relationship_capital"] = np.array([relationship_capital(s, rc) for s in strength_sum])
+        self.values["thread_count"] = threads
+        self.values["seniority_levels_engaged"] = np.array([len(levels.get(i, ())) for i in range(n)], dtype=float)
+        self.values["departments_engaged"] = np.array([len(departments.get(i, ())) for i in range(n)], dtype=float)
+        self.values["exec_sponsor_engaged"] = exec_engaged
+        self.values["exec_meeting_180d"] = exec_meeting
+        self.values["days_since_exec_touch"] = last_exec
+        champion_gone = np.zeros(n)
+        for pos, (prior, name, why) in best_prior.items():
+            self.champions[pos] = Champion(name, prior, why)
+            champion_gone[pos] = 1.0 if why else 0.0
+        self.values["champion_gone"] = champion_gone
+        for details in self.contacts.values():
+            details.sort(key=lambda d: -d.parts.strength)
+
+    # --- support --------------------------------------------------------------------------------
+    def support(self) -> None:
+        t = TIX
+        join = t.join(ACC, and_(ACC.c.source == t.c.source, ACC.c.external_id == t.c.account_external_id))
+        open_at = or_(t.c.closed_at >= self.as_of, and_(t.c.closed_at.is_(None), not_(t.c.is_closed)))
+        t30, t90 = self.ago(30), self.ago(90)
+        base_where = (t.c.opened_at < self.as_of, not_(t.c.is_deleted), self.acc_filter(ACC.c.id))
+        stmt = (
+            select(
+                ACC.c.id,
+                _count_if(t.c.opened_at >= t30).label("tickets_30d"),
+                _count_if(t.c.opened_at >= t90).label("tickets_90d"),
+                _count_if(and_(t.c.priority.in_(HIGH_PRIORITY), open_at)).label("open_high"),
+                _count_if(and_(t.c.is_escalated, t.c.opened_at >= t90)).label("escalations"),
+            )
+            .select_from(join)
+            .where(*base_where)
+            .group_by(ACC.c.id)
+        )
+        for name in ("tickets_30d", "tickets_90d", "open_high_priority_tickets", "escalations_90d"):
+            self.values[name] = np.zeros(len(self.accounts))  # no ticket is a zero, not missing
+        for r in self.rows(stmt):
+            self.put("tickets_30d", r.id, r.tickets_30d)
+            self.put("tickets_90d", r.id, r.tickets_90d)
+            self.put("open_high_priority_tickets", r.id, r.open_high)
+            self.put("escalations_90d", r.id, r.escalations)
+        # Median resolution time over tickets closed in 180 days: row_number/count windows, portable.
+        hours = hours_between(self.conn, t.c.opened_at, t.c.closed_at)
+        ranked = (
+            select(
+                ACC.c.id.label("account_id"),
+                hours.label("hours"),
+                func.row_number().over(partition_by=ACC.c.id, order_by=(hours, t.c.id)).label("rn"),
+                func.count().over(partition_by=ACC.c.id).label("cnt"),
+            )
+            .select_from(join)
+            .where(*base_where, t.c.closed_at.is_not(None), t.c.closed_at < self.as_of,
+                   t.c.closed_at >= self.ago(180))
+            .subquery("ranked")
+        )
+        median = (
+            select(ranked.c.account_id, func.avg(ranked.c.hours).label("median_hours"))
+            .where(or_(ranked.c.rn == (ranked.c.cnt + 1) / 2, ranked.c.rn == (ranked.c.cnt + 2) / 2))
+            .group_by(ranked.c.account_id)
+        )
+        for r in self.rows(median):
+            self.put("median_resolution_hours", r.account_id, r.median_hours)
+
+    # --- feedback -------------------------------------------------------------------------------
+    def _linked(self, table: Table, entity: str) -> Any:
+        return table.join(LINK, and_(LINK.c.entity == entity, LINK.c.record_id == table.c.id))
+
+    def feedback(self) -> None:
+        s = SURV
+        t90, t180 = self.ago(90), self.ago(180)
+        nps = s.c.kind == "nps"
+        recent_nps = and_(nps, s.c.responded_at >= t180)
+        where = (s.c.responded_at < self.as_of, not_(s.c.is_deleted), self.acc_filter(LINK.c.account_id))
+        stmt = (
+            select(
+                LINK.c.account_id,
+                _count_if(recent_nps).label("nps_n"),
+                _count_if(and_(recent_nps, s.c.score >= 9)).label("promoters"),
+                _count_if(and_(recent_nps, s.c.score <= 6)).label("detractors"),
+                func.avg(case((and_(s.c.kind == "csat", s.c.responded_at >= t180), s.c.score))).label("csat"),
+                _count_if(and_(nps, s.c.score <= 6, s.c.responded_at >= t90)).label("detractors_90d"),
+                _count_if(nps).label("nps_ever"),
+            )
+            .select_from(self._linked(s, "survey_responses"))
+            .where(*where)
+            .group_by(LINK.c.account_id)
+        )
+        for r in self.rows(stmt):
+            if r.nps_n:
+                self.put("nps_180d", r.account_id, 100.0 * (r.promoters - r.detractors) / r.nps_n)
+            self.put("csat_avg_180d", r.account_id, r.csat)
+            if r.nps_ever:
+                self.put("detractor_90d", r.account_id, 1.0 if r.detractors_90d else 0.0)
+        ranked = (
+            select(
+                LINK.c.account_id,
+                s.c.score,
+                func.row_number()
+                .over(partition_by=LINK.c.account_id, order_by=(s.c.responded_at.desc(), s.c.id.desc()))
+                .label("rn"),
+            )
+            .select_from(self._linked(s, "survey_responses"))
+            .where(*where, nps)
+            .subquery("latest")
+        )
+        for r in self.rows(select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1)):
+            self.put("nps_latest", r.account_id, r.score)
+
+    # --- usage ----------------------------------------------------------------------------------
+    def usage(self) -> None:
+        u = USAGE
+        this_month = _month_start(self.as_of_date)
+        last = _month_start(self.as_of_date, 1)
+        prior_start = _month_start(self.as_of_date, 4)
+        is_last = u.c.period_start == last
+        stmt = (
+            select(
+                LINK.c.account_id,
+                func.max(case((is_last, u.c.active_users))).label("active_users"),
+                func.max(case((is_last, u.c.licensed_seats))).label("seats"),
+                func.max(case((is_last, u.c.feature_adoption))).label("adoption"),
+                func.avg(case((u.c.period_start < last, u.c.active_users))).label("prior_users"),
+            )
+            .select_from(self._linked(u, "usage_metrics"))
+            .where(
+                u.c.period_start < this_month,  # complete months only
+                u.c.period_start >= prior_start,
+                not_(u.c.is_deleted),
+                self.acc_filter(LINK.c.account_id),
+            )
+            .group_by(LINK.c.account_id)
+        )
+        for r in self.rows(stmt):
+            if r.active_users is not None and r.seats:
+                self.put("seat_utilization", r.account_id, r.active_users / r.seats)
+            self.put("feature_adoption", r.account_id, r.adoption)
+            if r.active_users is not None and r.prior_users:
+                self.put("usage_trend", r.account_id, r.active_users / float(r.prior_users) - 1.0)
+
+    # --- billing --------------------------------------------------------------------------------
+    def billing(self) -> None:
+        i = INV
+        d = self.as_of_date
+        unpaid = and_(
+            i.c.status != "void",
+            or_(i.c.paid_at.is_(None), i.c.paid_at >= d),
+            i.c.due_date < d,
+        )
+        stmt = (
+            select(
+                LINK.c.account_id,
+                func.min(case((unpaid, i.c.due_date))).label("oldest_due"),
+                func.sum(case((unpaid, i.c.amount), else_=0.0)).label("overdue_amount"),
+                func.sum(case((i.c.issued_at >= d - timedelta(days=180), i.c.failed_payments), else_=0)).label(
+                    "failed"
+                ),
+            )
+            .select_from(self._linked(i, "invoices"))
+            .where(i.c.issued_at < d, not_(i.c.is_deleted), self.acc_filter(LINK.c.account_id))
+            .group_by(LINK.c.account_id)
+        )
+        arr = {a.id: a.arr for a in self.accounts}
+        for r in self.rows(stmt):
+            oldest = _as_date(r.oldest_due)
+            self.put("days_overdue", r.account_id, float((d - oldest).days) if oldest else 0.0)
+            a = arr.get(r.account_id)
+            if a:
+                self.put("overdue_share_of_arr", r.account_id, float(r.overdue_amount or 0) / a)
+            self.put("failed_payments_180d", r.account_id, float(r.failed or 0))
+
+    # --- intent ---------------------------------------------------------------------------------
+    def intent(self) -> None:
+        n = INTENT
+        topics = [t.lower() for t in self.config.flags.expansion_signal.topics]
+        stmt = (
+            select(LINK.c.account_id, func.max(n.c.score).label("top"))
+            .select_from(self._linked(n, "intent_signals"))
+            .where(
+                n.c.observed_at < self.as_of,
+                n.c.observed_at >= self.ago(30),
+                func.lower(n.c.topic).in_(topics),
+                not_(n.c.is_deleted),
+                self.acc_filter(LINK.c.account_id),
+            )
+            .group_by(LINK.c.account_id)
+        )
+        for r in self.rows(stmt):
+            self.put("intent_max_30d", r.account_id, r.top)
+
+    # --- contract -------------------------------------------------------------------------------
+    def contract(self) -> None:
+        dl = DEAL
+        d = self.as_of_date
+        stmt = (
+            select(ACC.c.id, func.min(dl.c.close_date).label("next_renewal"))
+            .select_from(dl.join(ACC, and_(ACC.c.source == dl.c.source, ACC.c.external_id == dl.c.account_external_id)))
+            .where(
+                dl.c.kind == "renewal",
+                dl.c.close_date >= d,
+                or_(dl.c.source_created_at.is_(None), dl.c.source_created_at < self.as_of),
+                not_(dl.c.is_deleted),
+                self.acc_filter(ACC.c.id),
+            )
+            .group_by(ACC.c.id)
+        )
+        next_renewal: dict[int, date] = {}
+        for r in self.rows(stmt):
+            nr = _as_date(r.next_renewal)
+            if nr is not None:
+                next_renewal[r.id] = nr
+        for pos, acc in enumerate(self.accounts):
+            candidates = [x for x in (acc.renewal_date, next_renewal.get(acc.id)) if x is not None and x >= d]
+            if candidates:
+                self.values["days_to_renewal"][pos] = float((min(candidates) - d).days)
+            if acc.created_at is not None:
+                self.values["tenure_days"][pos] = max(0.0, _days(self.as_of, acc.created_at))
+            if acc.arr is not None:
+                self.values["arr"][pos] = acc.arr
+
+
+def _nan_none(v: float) -> float | None:
+    return None if math.isnan(v) else v
+
+
+def _as_date(v: Any) -> date | None:
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return v.date()
+    if isinstance(v, date):
+        return v
+    return date.fromisoformat(str(v)[:10])
+
+
+def load_accounts(conn: Connection, as_of: datetime, account_ids: Sequence[int] | None = None,
+                  *, include_deleted: bool = False) -> list[AccountRow]:
+    """Accounts that existed at ``as_of`` (created before it), live ones only unless ``include_deleted``."""
+    stmt = select(
+        ACC.c.id, ACC.c.source, ACC.c.external_id, ACC.c.name, ACC.c.domain, ACC.c.tier, ACC.c.arr,
+        ACC.c.renewal_date, ACC.c.source_created_at, ACC.c.override_band, ACC.c.override_until,
+    ).where(or_(ACC.c.source_created_at.is_(None), ACC.c.source_created_at < as_of)).order_by(ACC.c.id)
+    if not include_deleted:
+        stmt = stmt.where(not_(ACC.c.is_deleted))
+    if account_ids is not None:
+        stmt = stmt.where(ACC.c.id.in_(list(account_ids)))
+    return [
+        AccountRow(r.id, r.source, r.external_id, r.name, r.domain, (r.tier or None) and r.tier.lower(), r.arr,
+                   r.renewal_date, _utc(r.source_created_at), r.override_band, r.override_until)
+        for r in conn.execute(stmt)
+    ]
+
+
+def _custom_signals(config: ScoringConfig, b: _Builder, frame_cats: dict[str, list[str | None]]) -> None:
+    if not config.custom_signals:
+        return
+    extras: dict[int, dict[str, Any]] = {}
+    stmt = select(ACC.c.id, ACC.c.extra).where(b.acc_filter(ACC.c.id))
+    for r in b.rows(stmt):
+        if r.id in b.pos:
+            extras[r.id] = r.extra or {}
+    for name, spec in config.custom_signals.items():
+        key = f"custom.{name}"
+        if spec.kind == "categorical":
+            frame_cats[key] = [_text(extras.get(a.id, {}).get(spec.field)) for a in b.accounts]
+            continue
+        col = np.full(len(b.accounts), np.nan)
+        for pos, acc in enumerate(b.accounts):
+            col[pos] = _number(extras.get(acc.id, {}).get(spec.field))
+        b.values[key] = col
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None or v == "" else str(v)
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool):
+        return 1.0 if v else 0.0
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def compute_signals(
+    conn: Connection,
+    config: ScoringConfig,
+    as_of: datetime,
+    *,
+    account_ids: Sequence[int] | None = None,
+    include_deleted: bool = False,
+    detail_for: Sequence[int] = (),
+) -> SignalFrame:
+    """Every catalogue signal for the accounts that existed at ``as_of`` (UTC), using only data dated before it.
+
+    ``detail_for``: account ids whose per-contact strengths are kept (for explanations).
+    """
+    as_of = _utc(as_of)  # type: ignore[assignment]
+    accounts = load_accounts(conn, as_of, account_ids, include_deleted=include_deleted)
+    b = _Builder(conn, config, as_of, accounts, set(detail_for))
+    for family in (b.engagement, b.relationship, b.support, b.feedback, b.usage, b.billing, b.intent, b.contract):
+        family()
+    frame = SignalFrame(as_of=as_of, accounts=accounts, values=b.values, champions=b.champions, contacts=b.contacts)
+    _custom_signals(config, b, frame.categories)
+    from scoring.flags import apply_flags
+
+    apply_flags(frame, config)
+    return frame
+
+
+__all__ = [
+    "AccountRow",
+    "Champion",
+    "ContactDetail",
+    "SignalFrame",
+    "compute_signals",
+    "hours_between",
+    "load_accounts",
+]
+
