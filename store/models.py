@@ -11,7 +11,7 @@ All datetimes are stored as naive UTC and read back as aware UTC (``UtcDateTime`
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -65,7 +65,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
 
 
 class SyncedMixin:
@@ -82,7 +82,7 @@ class SyncedMixin:
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
+    def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805 (a class-level directive)
         return (UniqueConstraint("source", "external_id"),)
 
 
