@@ -34,7 +34,7 @@ from typing import Any
 
 from sandbox import names
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 HISTORY_MONTHS = 18
 HISTORY_DAYS = 548
 DAY = 86_400
@@ -605,6 +605,7 @@ class _Generator:
 
     def _tickets_and_surveys(self, w: _Writer, a: _Account) -> None:
         rng = a.rng
+        surveyed = [c.email for c in a.contacts if c.email]  # surveys go out by email
         for m in range(HISTORY_MONTHS):
             month_start = self.start + m * self.bucket
             if month_start + self.bucket <= a.created or month_start >= a.end:
@@ -631,21 +632,21 @@ class _Generator:
                 if status == "closed" and contact and contact.email and rng.random() < 0.3:
                     score = float(round(1 + 4 * _clip(h + rng.gauss(0.0, 0.2))))
                     self._survey(w, rng, ("csat", score, None), self._later(rng, closed_ts, 2 * DAY), contact.email)
-            if a.contacts and rng.random() < 0.22:
-                contact = rng.choice(a.contacts)
+            if surveyed and rng.random() < 0.22:
+                email = rng.choice(surveyed)
                 score = float(round(_clip(10 * h + rng.gauss(0.0, 1.6), 0.0, 10.0)))
                 comments = (names.NPS_COMMENTS_LOW if score <= 6 else names.NPS_COMMENTS_MID if score <= 8
                             else names.NPS_COMMENTS_HIGH)
-                self._survey(w, rng, ("nps", score, rng.choice(comments) or None), self._when(rng, m, a.created, a.end),
-                             contact.email)
+                self._survey(w, rng, ("nps", score, rng.choice(comments) or None),
+                             self._when(rng, m, a.created, a.end), email)
             if rng.random() < 0.012:
                 # Someone the CRM does not know answers the survey (a forwarded link, a personal address).
                 stranger = f"respondent{rng.randint(1, 10**6)}@{rng.choice(names.PERSONAL_DOMAINS)}"
-                self._survey(w, rng, ("nps", float(rng.randint(0, 10)), None), self._when(rng, m, a.created, a.end),
-                             stranger)
+                self._survey(w, rng, ("nps", float(rng.randint(0, 10)), None),
+                             self._when(rng, m, a.created, a.end), stranger)
 
     def _survey(self, w: _Writer, rng: random.Random, answer: tuple[str, float, str | None], responded: int,
-                email: str | None) -> None:
+                email: str) -> None:
         kind, score, comment = answer
         updated = self._later(rng, responded, 3 * DAY) if rng.random() < 0.2 else responded
         w.add("survey_responses", (w.take("survey_responses"), kind, score, comment, _iso(responded), email,

@@ -100,13 +100,30 @@ class _HTTPServer(ThreadingHTTPServer):
         self.faults = faults
         self.ledger = ledger
         self.tls: ssl.SSLContext | None = None
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
         if self.tls is not None:
             # The handshake runs on the handler thread at first read, so a slow client never blocks accept().
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._open_lock:
+            self._open.add(sock)
         return sock, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every open keep-alive connection (their handler threads then finish)."""
+        with self._open_lock:
+            open_sockets = list(self._open)
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.debug("sandbox connection from %s ended with an error", client_address, exc_info=True)
@@ -167,10 +184,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = request.path
         fault, response = self._inject(request, path)
         if fault == "reset":
+            srv.ledger.record(LedgerEntry(self.command, path, STATUS_RESET, _ms(started), fault))
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            srv.ledger.record(LedgerEntry(self.command, path, STATUS_RESET, _ms(started), fault))
             return
         if response is None:
             try:
@@ -178,8 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception:
                 logger.exception("sandbox app %s failed on %s %s", srv.app.name, self.command, path)
                 response = SandboxResponse.of_json(500, {"message": "sandbox app error", "errorCode": "UNKNOWN"})
-        self._send(response)
+        # Recorded before the answer goes out, so a client that got its answer always finds the call here.
         srv.ledger.record(LedgerEntry(self.command, path, response.status, _ms(started), fault))
+        self._send(response)
 
     def _inject(self, request: SandboxRequest, path: str) -> tuple[str | None, SandboxResponse | None]:
         """Decide the transport fault for this call (in a fixed order, so a seed replays the same faults)."""
@@ -259,3 +277,4 @@ class SandboxServer:
             self._thread.join(timeout=5)
             self._thread = None
         self._httpd.server_close()
+        self._httpd.close_connections()
