@@ -181,7 +181,7 @@ class OrgStore:
         self.tooling = Schema(tooling_objects())
         self._dir = tempfile.TemporaryDirectory(prefix="sandbox-salesforce-")
         self.conn = sqlite3.connect(Path(self._dir.name) / "org.db", check_same_thread=False, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode = OFF")
+        self.conn.execute("PRAGMA journal_mode = MEMORY")  # rollback (allOrNone) needs a journal
         self.conn.execute("PRAGMA synchronous = OFF")
         self.conn.execute("PRAGMA cache_size = -200000")
         self.conn.create_function("sfid", 2, _sfid, deterministic=True)
