@@ -58,6 +58,9 @@ class BudgetLine(BaseModel):
 
     system: str
     available: int | None  # calls the agent may use this run; None: no known limit
+    daily_limit: int | None = None
+    remaining: int | None = None  # calls left today when the run started
+    reserve: int | None = None  # calls kept for the customer's other integrations
     estimated_pull: int = 0
     estimated_write: int = 0
     deferred: list[str] = Field(default_factory=list)
@@ -372,9 +375,8 @@ def summarize_scores(
         summary.band_counts[r.band] = summary.band_counts.get(r.band, 0) + 1
         histogram[min(int(r.score // (100 / HISTOGRAM_BINS)), HISTOGRAM_BINS - 1)] += 1
         summary.low_confidence += bool(r.low_confidence)
-        for name, flag in (r.flags or {}).items():
-            if isinstance(flag, dict) and flag.get("on"):
-                flag_counts[name] += 1
+        for name in _flags_on(r.flags):
+            flag_counts[name] += 1
         if r.account_id in previous:
             before_score, before_band = previous[r.account_id]
             movements.setdefault(before_band, Counter())[r.band] += 1
@@ -397,8 +399,13 @@ def summarize_scores(
         AtRisk(
             account_id=r.account_id, name=r.name, crm=r.source, external_id=r.external_id, score=round(r.score, 1),
             band=r.band, drivers=r.drivers or "", low_confidence=bool(r.low_confidence),
-            flags=sorted(n for n, f in (r.flags or {}).items() if isinstance(f, dict) and f.get("on")),
+            flags=sorted(_flags_on(r.flags)),
         )
         for r in riskiest
     ]
     return summary
+
+
+def _flags_on(flags: dict[str, Any] | None) -> list[str]:
+    """Names of the flags that are on; a flag is stored as a bool or as ``{"on": bool, "reason": ...}``."""
+    return [n for n, f in (flags or {}).items() if (f.get("on") if isinstance(f, dict) else bool(f))]
