@@ -6,6 +6,7 @@ tests build it directly. Secrets are ``SecretStr`` and never logged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -56,6 +57,12 @@ class Credentials(BaseModel):
     intent_base_url: str | None = None
 
     ca_bundle: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Credentials:
+        """Credentials from environment-style names (``SALESFORCE_ACCESS_TOKEN``...), e.g. a sandbox's ``env()``."""
+        by_env = {v: k for k, v in ENV_NAMES.items()}
+        return cls.model_validate({by_env[k]: v for k, v in env.items() if k in by_env and v != ""})
 
     def require(self, *fields: str, why: str) -> None:
         """Raise a ConfigError naming every environment variable among ``fields`` that is not set."""
