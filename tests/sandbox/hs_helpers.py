@@ -15,6 +15,7 @@ from sandbox.book import Book, build_book
 from sandbox.faults import FaultState
 from sandbox.http import SandboxTokens
 from sandbox.hubspot import HubSpotApp
+from sandbox.ids import hubspot_id
 from sandbox.server import SandboxServer
 
 ACCOUNTS = 600  # enough for 5,000+ emails to page through
@@ -60,6 +61,12 @@ class HubSpotSandbox:
                 target = getattr(target, part)
             self.apis[path] = target
         return self.apis[path]
+
+    def live_ids(self, table: str, object_type: str, count: int) -> list[str]:
+        """HubSpot ids of the first ``count`` live (not deleted) rows of a book table."""
+        with self.book.connect() as conn:
+            rows = conn.execute(f"SELECT n FROM {table} WHERE is_deleted = 0 ORDER BY n LIMIT ?", (count,)).fetchall()
+        return [hubspot_id(object_type, n) for (n,) in rows]
 
     def book_count(self, sql: str, *params: Any) -> int:
         with self.book.connect() as conn:
