@@ -109,7 +109,7 @@ class Bulk2:
         job = self.jobs.get(parts[1])
         if job is None or job.kind != kind:
             return error(404, "NOT_FOUND", "The requested resource does not exist")
-        resource = parts[2] if len(parts) > 2 else ""
+        resource = parts[2].lower() if len(parts) > 2 else ""  # unprocessedrecords / unprocessedRecords
         if not resource:
             if request.method == "GET":
                 if job.kind == "query" and job.state == "UploadComplete":
@@ -126,7 +126,7 @@ class Bulk2:
             job.upload.append(request.body.decode("utf-8-sig"))
             return SandboxResponse(201)
         if kind == "ingest" and request.method == "GET" and resource in (
-            "successfulResults", "failedResults", "unprocessedrecords",
+            "successfulresults", "failedresults", "unprocessedrecords",
         ):  # fmt: skip
             return self._ingest_results(job, resource)
         if kind == "query" and resource == "results" and request.method == "GET":
@@ -283,9 +283,9 @@ class Bulk2:
         return SandboxResponse(200, buffer.getvalue().encode(), {"Content-Type": "text/csv"})
 
     def _ingest_results(self, job: Job, resource: str) -> SandboxResponse:
-        if resource == "successfulResults":
+        if resource == "successfulresults":
             return self._csv(job, ["sf__Id", "sf__Created", *job.header], job.successes)
-        if resource == "failedResults":
+        if resource == "failedresults":
             return self._csv(job, ["sf__Id", "sf__Error", *job.header], job.failures)
         return self._csv(job, job.header, job.unprocessed)
 
