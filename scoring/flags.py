@@ -61,7 +61,7 @@ def apply_flags(frame: SignalFrame, config: ScoringConfig) -> None:
     neglected = v["touches_period"] < lonely.share_of_expected * frame.expected_touches
     v["lonely_client"] = (quiet | neglected).astype(float)
     ex = f.expansion_signal
-    surge = np.nan_to_num(v["intent_max_30d"], nan=-1.0) >= ex.min_intent_score
+    surge = np.nan_to_num(v["intent_expansion"], nan=-1.0) >= ex.min_intent_score
     seats = np.nan_to_num(v["seat_utilization"], nan=0.0) > ex.seat_utilization_above
     growth = np.nan_to_num(v["usage_trend"], nan=0.0) > ex.usage_growth_above
     v["expansion_signal"] = (surge | seats | growth).astype(float)
@@ -115,8 +115,8 @@ def flag_states(frame: SignalFrame, pos: int, config: ScoringConfig) -> dict[str
 
     ex = f.expansion_signal
     reasons = []
-    if (v["intent_max_30d"] or -1) >= ex.min_intent_score:
-        reasons.append(f"intent surge {v['intent_max_30d']:.0f} on expansion topics")
+    if (v["intent_expansion"] or -1) >= ex.min_intent_score:
+        reasons.append(f"intent surge {v['intent_expansion']:.0f} on expansion topics")
     if (v["seat_utilization"] or 0) > ex.seat_utilization_above:
         reasons.append(f"seat utilization {v['seat_utilization']:.0%}")
     if (v["usage_trend"] or 0) > ex.usage_growth_above:

@@ -529,21 +529,26 @@ class _Builder:
     # --- intent ---------------------------------------------------------------------------------
     def intent(self) -> None:
         n = INTENT
-        topics = [t.lower() for t in self.config.flags.expansion_signal.topics]
+        ic = self.config.intent
+        topic = func.lower(n.c.topic)
         stmt = (
-            select(LINK.c.account_id, func.max(n.c.score).label("top"))
+            select(
+                LINK.c.account_id,
+                func.max(case((topic.in_(ic.expansion_topics or [""]), n.c.score))).label("expansion"),
+                func.max(case((topic.in_(ic.risk_topics or [""]), n.c.score))).label("risk"),
+            )
             .select_from(self._linked(n, "intent_signals"))
             .where(
                 n.c.observed_at < self.as_of,
-                n.c.observed_at >= self.ago(30),
-                func.lower(n.c.topic).in_(topics),
+                n.c.observed_at >= self.ago(ic.window_days),
                 not_(n.c.is_deleted),
                 self.acc_filter(LINK.c.account_id),
             )
             .group_by(LINK.c.account_id)
         )
         for r in self.rows(stmt):
-            self.put("intent_max_30d", r.account_id, r.top)
+            self.put("intent_expansion", r.account_id, r.expansion)
+            self.put("intent_risk", r.account_id, r.risk)
 
     # --- contract -------------------------------------------------------------------------------
     def contract(self) -> None:

@@ -68,9 +68,10 @@ SIGNALS: dict[str, SignalSpec] = {
     "single_threaded": SignalSpec("flag", "boolean", "engaged window", "see flags.single_threaded"),
     "lonely_client": SignalSpec("flag", "boolean", "flags.lonely_client.period_days", "see flags.lonely_client"),
     "champion_gone": SignalSpec("flag", "boolean", "relationship window", "see flags.champion_gone"),
-    "expansion_signal": SignalSpec("flag", "boolean", "30 days", "see flags.expansion_signal"),
+    "expansion_signal": SignalSpec("flag", "boolean", "intent.window_days", "see flags.expansion_signal"),
     # intent
-    "intent_max_30d": SignalSpec("intent", "score 0-100", "30 days", "highest surge score on expansion topics"),
+    "intent_expansion": SignalSpec("intent", "score 0-100", "intent.window_days", "top surge on expansion topics"),
+    "intent_risk": SignalSpec("intent", "score 0-100", "intent.window_days", "top surge on risk topics (competitors)"),
     # contract
     "days_to_renewal": SignalSpec("contract", "days", "at as_of", "days until the next renewal"),
     "tenure_days": SignalSpec("contract", "days", "at as_of", "days since the account was created"),
@@ -249,8 +250,24 @@ class ChampionGoneFlag(StrictModel):
     )
 
 
+def _lower_topics(values: list[str]) -> list[str]:
+    return [v.strip().lower() for v in values if v.strip()]
+
+
+Topics = Annotated[list[str], AfterValidator(_lower_topics)]
+
+
+class IntentConfig(StrictModel):
+    """Which intent topics (from the intent provider, case-insensitive) mean expansion and which mean risk."""
+
+    window_days: int = Field(default=30, ge=1, le=365, description="Surges observed within this many days count.")
+    expansion_topics: Topics = Field(default_factory=lambda: ["expansion", "upgrade", "add seats", "enterprise plan"])
+    risk_topics: Topics = Field(
+        default_factory=lambda: ["competitor alternatives", "crm migration", "vendor evaluation", "contract exit"]
+    )
+
+
 class ExpansionSignalFlag(StrictModel):
-    topics: list[str] = Field(default_factory=lambda: ["expansion", "upgrade", "add seats", "enterprise plan"])
     min_intent_score: float = Field(default=70, ge=0, le=100)
     seat_utilization_above: float = Field(default=0.9, gt=0)
     usage_growth_above: float = Field(default=0.25, gt=0)
@@ -334,38 +351,33 @@ def _lin(bad: float, good: float) -> dict[str, object]:
     return {"kind": "linear", "bad": bad, "good": good}
 
 
-_BOOL_BAD = {"kind": "boolean", "true_points": 0, "false_points": 100}
-_BOOL_GOOD = {"kind": "boolean", "true_points": 100, "false_points": 0}
 
 
 def _default_measures() -> list[dict[str, object]]:
     return [
-        _m("seat_utilization", "seat_utilization", _lin(0.3, 0.9), 3, "usage", "seat utilization"),
-        _m("usage_trend", "usage_trend", _lin(-0.3, 0.1), 2, "usage", "usage trend"),
-        _m("feature_adoption", "feature_adoption", _lin(0.15, 0.7), 1, "usage", "feature adoption"),
-        _m("days_overdue", "days_overdue", _lin(60, 0), 2, "billing", "days overdue"),
-        _m("failed_payments", "failed_payments_180d", _lin(3, 0), 1, "billing", "failed payments"),
-        _m("tickets_90d", "tickets_90d", _lin(8, 1), 1, "support", "tickets in 90d", "neutral"),
-        _m("open_p1_tickets", "open_high_priority_tickets", _lin(3, 0), 2, "support", "open P1/P2 tickets", "neutral"),
-        _m("escalations", "escalations_90d", _lin(2, 0), 1, "support", "escalations", "neutral"),
-        _m("nps_latest", "nps_latest", _lin(3, 9), 2, "feedback", "latest NPS"),
-        _m("nps_180d", "nps_180d", _lin(-60, 60), 1, "feedback", "NPS (180d)"),
-        _m("csat", "csat_avg_180d", _lin(2, 4.5), 1, "feedback", "CSAT"),
-        _m("detractor", "detractor_90d", _BOOL_BAD, 1, "feedback", "recent detractor"),
-        _m("last_two_way_touch", "days_since_two_way_touch", _lin(120, 14), 2, "engagement", "last two-way touch",
+        _m("seat_utilization", "seat_utilization", _lin(0.25, 0.85), 2, "usage", "seat utilization"),
+        _m("feature_adoption", "feature_adoption", _lin(0.3, 0.75), 4, "usage", "feature adoption"),
+        _m("usage_trend", "usage_trend", _lin(-0.4, 0.15), 1, "usage", "usage trend"),
+        _m("nps_latest", "nps_latest", _lin(2, 9), 2, "feedback", "latest NPS"),
+        _m("nps_180d", "nps_180d", _lin(-100, 100), 1, "feedback", "NPS (180d)"),
+        _m("csat", "csat_avg_180d", _lin(2, 4.5), 2, "feedback", "CSAT"),
+        _m("last_two_way_touch", "days_since_two_way_touch", _lin(150, 10), 2, "engagement", "last two-way touch",
            "worst"),
-        _m("touches_90d", "touches_90d", _lin(0, 8), 2, "engagement", "touches in 90d", "worst"),
-        _m("exec_meeting", "exec_meeting_180d", _BOOL_GOOD, 1, "engagement", "exec meeting"),
-        _m("relationship_capital", "relationship_capital", _lin(5, 70), 3, "relationship", "relationship capital",
+        _m("touches_90d", "touches_90d", _lin(0, 6), 1, "engagement", "touches in 90d", "worst"),
+        _m("relationship_capital", "relationship_capital", _lin(0, 45), 2, "relationship", "relationship capital",
            "worst"),
-        _m("thread_count", "thread_count", _lin(0, 4), 2, "relationship", "engaged contacts", "worst"),
-        _m("champion_gone", "champion_gone", _BOOL_BAD, 1, "relationship", "champion gone"),
+        _m("thread_count", "thread_count", _lin(0, 3), 1, "relationship", "engaged contacts", "worst"),
+        _m("tickets_90d", "tickets_90d", _lin(3, 0), 1, "support", "tickets in 90d", "neutral"),
+        _m("resolution_time", "median_resolution_hours", _lin(300, 24), 1, "support", "ticket resolution time"),
+        _m("days_overdue", "days_overdue", _lin(60, 0), 1, "billing", "days overdue"),
+        _m("expansion_intent", "intent_expansion", _lin(40, 85), 2, "intent", "expansion intent"),
+        _m("competitor_intent", "intent_risk", _lin(75, 35), 1, "intent", "competitor intent"),
     ]
 
 
 def _default_scorecards() -> list[Scorecard]:
-    groups = {"usage": 25.0, "billing": 10.0, "support": 15.0, "feedback": 20.0, "engagement": 15.0,
-              "relationship": 15.0}
+    groups = {"usage": 40.0, "feedback": 15.0, "engagement": 10.0, "relationship": 10.0, "support": 15.0,
+              "billing": 5.0, "intent": 5.0}
     return [Scorecard.model_validate({"name": "default", "groups": groups, "measures": _default_measures()})]
 
 
@@ -387,6 +399,7 @@ class ScoringConfig(StrictModel):
     trend_days: int = Field(default=30, ge=1, description="The trend compares with the score this many days ago.")
     flat_points: float = Field(default=2, ge=0, description="A trend within +/- this many points is flat.")
     flags: FlagsConfig = FlagsConfig()
+    intent: IntentConfig = IntentConfig()
     relationship: RelationshipConfig = RelationshipConfig()
     custom_signals: dict[Identifier, CustomSignal] = Field(default_factory=dict)
 
