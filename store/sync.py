@@ -109,7 +109,7 @@ class _Batch:
 
 
 def _commit(
-    engine: Engine, stream: Stream, source: str, batch: _Batch, report: StreamReport, run_id: str
+    engine: Engine, stream: Stream, source: str, batch: _Batch, report: StreamReport, run_id: str, *, defer: bool
 ) -> None:
     max_seen = max((r.source_updated_at for r in batch.records if r.source_updated_at), default=None)
     with engine.begin() as conn:
@@ -133,7 +133,9 @@ def _commit(
         if max_seen is not None and (cursor is None or max_seen > cursor):
             cursor = max_seen
         report.cursor_after = cursor
-        _save_state(conn, source, stream.name, {"cursor": cursor, "last_run_id": run_id})
+        # An unordered read (e.g. a backfill by id) moves the cursor only once it has read everything.
+        saved = report.cursor_before if defer else cursor
+        _save_state(conn, source, stream.name, {"cursor": saved, "last_run_id": run_id})
     report.read += len(batch.records)
     report.rejected += len(batch.rejected)
     for r in batch.rejected:
@@ -163,6 +165,8 @@ def pull_stream(
     report.cursor_before = report.cursor_after = cursor
     since = cursor - timedelta(seconds=limits.cursor_lag_seconds) if cursor is not None else None
     batch = _Batch()
+    is_ordered = getattr(stream, "is_ordered", None)
+    defer = is_ordered is not None and not is_ordered(since)
     extra = {"run_id": run_id, "source": source, "stream": stream.name}
     try:
         for item in stream.read(since):
@@ -171,15 +175,17 @@ def pull_stream(
             else:
                 batch.records.append(item)
             if len(batch) >= limits.store_batch_size:
-                _commit(engine, stream, source, batch, report, run_id)
+                _commit(engine, stream, source, batch, report, run_id, defer=defer)
                 if should_stop is not None and should_stop():
                     report.stopped = True
                     break
         if len(batch):
-            _commit(engine, stream, source, batch, report, run_id)
+            _commit(engine, stream, source, batch, report, run_id, defer=defer)
         with engine.begin() as conn:
-            values: dict[str, Any] = {"cursor": report.cursor_after, "last_run_id": run_id, "last_error": None,
+            values: dict[str, Any] = {"last_run_id": run_id, "last_error": None,
                                       "records_synced": synced + report.records}
+            if not (defer and report.stopped):
+                values["cursor"] = report.cursor_after
             if not report.stopped:
                 values.update(last_success_at=now_utc(), backfill_done=True)
             _save_state(conn, source, stream.name, values)
@@ -190,7 +196,8 @@ def pull_stream(
                   exc_info=not isinstance(exc, HealthAgentError))
         try:
             with engine.begin() as conn:
-                _save_state(conn, source, stream.name, {"cursor": report.cursor_after, "last_run_id": run_id,
+                saved = report.cursor_before if defer else report.cursor_after
+                _save_state(conn, source, stream.name, {"cursor": saved, "last_run_id": run_id,
                                                         "last_error": report.error})
         except Exception:  # the store itself is failing; the report still carries the stream's error
             log.exception("could not record the failure of %s/%s", source, stream.name, extra=extra)

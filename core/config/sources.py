@@ -77,7 +77,7 @@ class HubSpotSourceConfig(StrictModel):
         default_factory=dict,
         description="Per-stream overrides: companies, contacts, deals, tickets, owners, calls, emails, meetings, notes.",  # noqa: E501
     )
-    deal_kind: DealKindConfig = DealKindConfig(by="field", field="deal_kind")
+    deal_kind: DealKindConfig = DealKindConfig(by="field", field="dealtype")
     archived: bool = Field(default=True, description="Also read archived records (kept as deleted, a signal).")
 
 
