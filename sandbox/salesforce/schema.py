@@ -259,6 +259,12 @@ def standard_objects() -> list[SObject]:
             _ref("RecordTypeId", ("RecordType",), "RecordType"),
             owner,
         ]),
+        _object("RecordType", "Record Type", "012", [
+            _text("Name", "Record Type Name", length=80, nillable=False, required_on_create=True),
+            _text("DeveloperName", "Record Type Name", length=80),
+            _text("SobjectType", "SObject Type Name", length=40),
+            _bool("IsActive"),
+        ]),
         _object("OpportunityContactRole", "Contact Role", "00K", [
             _ref("OpportunityId", ("Opportunity",), "Opportunity", nillable=False, required_on_create=True),
             _ref("ContactId", ("Contact",), "Contact", nillable=False, required_on_create=True),

@@ -18,11 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox.ids import salesforce_id, salesforce_index
+from sandbox.ids import SALESFORCE_PREFIXES, salesforce_id, salesforce_index
 from sandbox.salesforce.query import Compiler, Plan, render
 from sandbox.salesforce.schema import NUMBER_TYPES, Field, Schema, SObject, standard_objects, tooling_objects
 from sandbox.salesforce.soql import Query
-from sandbox.salesforce.values import FieldValueError, coerce, format_datetime
+from sandbox.salesforce.values import FieldValueError, coerce, format_datetime, make_id
 
 _TS = "substr({0}, 1, 19) || '.000+0000'"  # book '2026-01-05T12:00:00Z' -> '2026-01-05T12:00:00.000+0000'
 
@@ -39,6 +39,10 @@ def _sys(alias: str, created: str = "created_at") -> dict[str, str]:
     }
 
 
+# Opportunity record types, one per deal kind (for orgs that tell deal kinds apart by record type).
+_RECORD_TYPES = (
+    "(SELECT 1 AS n, 'New Business' AS name UNION ALL SELECT 2, 'Renewal' UNION ALL SELECT 3, 'Expansion') r"
+)
 _DIRECTION = "CASE a.direction WHEN 'inbound' THEN 'Inbound' WHEN 'outbound' THEN 'Outbound' END"
 _FIRST_CONTACT = "sfid('Contact', json_extract(a.contact_ns, '$[0]'))"
 
@@ -51,7 +55,7 @@ BOOK_MAPPING: dict[str, tuple[str, dict[str, str], str]] = {
     }, "u.n"),
     "Account": ("book.accounts a", {
         "Id": "sfid('Account', a.n)", "Name": "a.name", "Website": "a.website", "Industry": "a.industry",
-        "NumberOfEmployees": "a.employees", "AnnualRevenue": "NULL", "Type": "'Customer - Direct'",
+        "NumberOfEmployees": "a.employees", "AnnualRevenue": "a.arr", "Type": "'Customer - Direct'",
         "OwnerId": "sfid('User', a.owner_n)", "Description": "a.description",
         "Tier__c": "CASE a.tier WHEN 'enterprise' THEN 'Enterprise' WHEN 'mid_market' THEN 'Mid-Market' "
                    "WHEN 'smb' THEN 'SMB' END",
@@ -68,12 +72,19 @@ BOOK_MAPPING: dict[str, tuple[str, dict[str, str], str]] = {
         "OwnerId": "sfid('User', a.owner_n)", "No_Longer_At_Company__c": "c.has_left",
         **_sys("c"), "IsDeleted": "c.is_deleted",
     }, "c.n"),
+    "RecordType": (_RECORD_TYPES, {
+        "Id": "sfkey('012', r.n)", "Name": "r.name", "DeveloperName": "replace(r.name, ' ', '_')",
+        "SobjectType": "'Opportunity'", "IsActive": "1", "CreatedDate": "'2020-01-01T00:00:00.000+0000'",
+        "LastModifiedDate": "'2020-01-01T00:00:00.000+0000'", "SystemModstamp": "'2020-01-01T00:00:00.000+0000'",
+        "IsDeleted": "0",
+    }, "r.n"),
     "Opportunity": ("book.deals d LEFT JOIN book.accounts a ON a.n = d.account_n", {
         "Id": "sfid('Opportunity', d.n)", "AccountId": "sfid('Account', d.account_n)", "Name": "d.name",
         "Type": "CASE d.kind WHEN 'new_business' THEN 'New Business' WHEN 'renewal' THEN 'Renewal' "
                 "WHEN 'expansion' THEN 'Existing Customer - Upgrade' END",
         "StageName": "d.stage", "IsClosed": "d.is_closed", "IsWon": "d.is_won", "CloseDate": "d.close_date",
-        "Amount": "d.amount", "RecordTypeId": "NULL", "OwnerId": "sfid('User', a.owner_n)",
+        "Amount": "d.amount", "OwnerId": "sfid('User', a.owner_n)",
+        "RecordTypeId": "sfkey('012', CASE d.kind WHEN 'new_business' THEN 1 WHEN 'renewal' THEN 2 ELSE 3 END)",
         **_sys("d"), "IsDeleted": "d.is_deleted",
     }, "d.n"),
     "OpportunityContactRole": ("book.deals d, json_each(d.contact_ns) j", {
@@ -185,6 +196,7 @@ class OrgStore:
         self.conn.execute("PRAGMA synchronous = OFF")
         self.conn.execute("PRAGMA cache_size = -200000")
         self.conn.create_function("sfid", 2, _sfid, deterministic=True)
+        self.conn.create_function("sfkey", 2, make_id, deterministic=True)
         self._physical: dict[str, list[str]] = {}
         self._undo: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._build(book_path)
@@ -317,7 +329,8 @@ class OrgStore:
         """Create a record from prepared values; returns its new Id."""
         index = self._next_index[obj.name]
         self._next_index[obj.name] = index + 1
-        record_id = salesforce_id(obj.name, index)
+        known = obj.name in SALESFORCE_PREFIXES
+        record_id = salesforce_id(obj.name, index) if known else make_id(obj.key_prefix, index)
         now = self.now()
         row: dict[str, Any] = {name: 0 for name, f in obj.fields.items() if f.type == "boolean"}
         row.update(_DEFAULTS.get(obj.name, {}))

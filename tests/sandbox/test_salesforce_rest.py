@@ -350,3 +350,26 @@ def test_daily_limit_follows_the_fault_profile_at_run_time(sf_sandbox: Sandbox, 
     response = sf_app.handle(SandboxRequest("GET", "/services/data/v59.0/limits", headers))
     assert response.headers["Sforce-Limit-Info"] == "api-usage=1/7"
     assert json.loads(response.body)["DailyApiRequests"] == {"Max": 7, "Remaining": 6}
+
+
+def test_touch_bumps_system_modstamp_but_not_last_modified_date(sf: Any, sf_app: SalesforceApp) -> None:
+    contact = salesforce_id("Contact", 4)
+    before = sf_app.get_record("Contact", contact) or {}
+    sf_app.touch("Contact", [contact], Title="Chief Customer Officer")
+    after = sf.Contact.get(contact)
+    assert after["Title"] == "Chief Customer Officer"
+    assert after["LastModifiedDate"] == before["LastModifiedDate"]
+    assert after["SystemModstamp"] > before["SystemModstamp"]
+    since = before["SystemModstamp"].replace(".000+0000", "Z")
+    found = sf.query(f"SELECT Id FROM Contact WHERE SystemModstamp > {since} AND Id = '{contact}'")
+    assert found["totalSize"] == 1
+
+
+def test_opportunity_record_type_and_type_follow_the_deal_kind(sf: Any, sf_sandbox: Sandbox) -> None:
+    conn = sf_sandbox.book.connect()
+    renewals = int(conn.execute("SELECT COUNT(*) FROM deals WHERE kind = 'renewal' AND is_deleted = 0").fetchone()[0])
+    conn.close()
+    by_record_type = sf.query_all("SELECT Id FROM Opportunity WHERE RecordType.Name = 'Renewal'")["totalSize"]
+    by_type = sf.query_all("SELECT Id, RecordType.Name FROM Opportunity WHERE Type = 'Renewal'")
+    assert by_record_type == by_type["totalSize"] == renewals
+    assert {r["RecordType"]["Name"] for r in by_type["records"]} == {"Renewal"}
