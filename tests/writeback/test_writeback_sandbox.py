@@ -1,0 +1,75 @@
+"""Writeback end to end on the sandbox with the real client libraries, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from sandbox.runtime import Sandbox
+from store.models import TaskLedger, WriteLedger
+from tests.writeback.helpers import (
+    SF_FIELDS,
+    BookAccount,
+    expected,
+    limits_for,
+    make_clients,
+    make_config,
+    read_back,
+    run,
+    scores_of,
+    write_calls,
+)
+
+
+def test_first_run_writes_every_field_and_second_run_writes_nothing(
+    store_engine: Engine, sandbox: Sandbox, clients: dict[str, Any], accounts: list[BookAccount]
+) -> None:
+    scores = scores_of(accounts)
+    report = run(store_engine, clients, accounts, scores)
+
+    per_crm = len(accounts) // 2
+    assert report.crms["salesforce"].records_written == per_crm
+    assert report.crms["hubspot"].records_written == per_crm
+    assert report.crms["salesforce"].fields_written == per_crm * len(SF_FIELDS)
+    assert write_calls(sandbox)["salesforce"] == math.ceil(per_crm / 200)
+    assert write_calls(sandbox)["hubspot"] == math.ceil(per_crm / 100)
+    for account in accounts:
+        assert read_back(sandbox, account) == expected(account, scores[account.account_id])
+    tasks_first = report.tasks_created
+    assert tasks_first > 0
+
+    for name in ("salesforce", "hubspot"):
+        sandbox.ledger(name).clear()
+    second = run(store_engine, clients, accounts, scores)
+    assert write_calls(sandbox) == {"salesforce": 0, "hubspot": 0, "tasks": 0}
+    assert second.fields_written == 0
+    assert second.tasks_created == 0
+    with store_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(TaskLedger)) == tasks_first
+        assert conn.scalar(select(func.count()).select_from(WriteLedger)) == per_crm * 2 * len(SF_FIELDS)
+
+
+def test_changed_accounts_are_written_in_the_floor_number_of_calls(
+    store_engine: Engine, sandbox: Sandbox, accounts: list[BookAccount]
+) -> None:
+    from writeback.provision import provision
+
+    clients = make_clients(sandbox, limits_for(write_batch_size=10))
+    config = make_config(tasks={"enabled": False})  # task closes are composite PATCHes too: count fields only
+    assert provision(config, clients, apply=True).ok
+    run(store_engine, clients, accounts, scores_of(accounts), config)
+    for name in ("salesforce", "hubspot"):
+        sandbox.ledger(name).clear()
+
+    changed_sf = [a for a in accounts if a.crm == "salesforce"][:23]
+    changed_hs = [a for a in accounts if a.crm == "hubspot"][-23:]
+    changed = {a.account_id: 1 for a in changed_sf + changed_hs}
+    report = run(store_engine, clients, accounts, scores_of(accounts, changed=changed), config)
+
+    assert report.crms["salesforce"].records_written == 23
+    assert report.crms["hubspot"].records_written == 23
+    calls = write_calls(sandbox)
+    assert calls["salesforce"] == math.ceil(23 / 10)
+    assert calls["hubspot"] == math.ceil(23 / 10)
