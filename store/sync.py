@@ -77,24 +77,41 @@ def _save_state(conn: Connection, source: str, stream: str, values: dict[str, An
     upsert_rows(conn, table, [row], ("source", "stream"))
 
 
+def _same_content(record: CanonicalRecord, stored: Any) -> bool:
+    """A record without a source timestamp is unchanged when every stored column holds its value."""
+    for key, value in record.model_dump().items():
+        if key in stored:
+            expected = list(value) if isinstance(value, tuple) else value
+            if stored[key] != expected:
+                return False
+    return True
+
+
 def _changed(conn: Connection, records: Sequence[CanonicalRecord]) -> list[CanonicalRecord]:
-    """The records that are new, or whose source timestamp or delete mark differs from the stored row."""
+    """The records that are new or changed: by source timestamp and delete mark, else by content."""
     table: Table = SYNCED_MODELS[records[0].entity].__table__  # type: ignore[attr-defined]
     latest: dict[tuple[str, str], CanonicalRecord] = {}
     for r in records:
         latest[(r.source, r.external_id)] = r
-    stored: dict[tuple[str, str], tuple[datetime | None, bool]] = {}
+    by_content = any(r.source_updated_at is None for r in latest.values())
+    columns = list(table.columns) if by_content else [
+        table.c.source, table.c.external_id, table.c.source_updated_at, table.c.is_deleted
+    ]
+    stored: dict[tuple[str, str], Any] = {}
     keys = list(latest)
     for start in range(0, len(keys), 5000):
         chunk = keys[start : start + 5000]
-        q = select(table.c.source, table.c.external_id, table.c.source_updated_at, table.c.is_deleted).where(
-            tuple_(table.c.source, table.c.external_id).in_(chunk)
-        )
-        stored.update({(s, e): (u, bool(d)) for s, e, u, d in conn.execute(q)})
+        q = select(*columns).where(tuple_(table.c.source, table.c.external_id).in_(chunk))
+        stored.update({(row.source, row.external_id): row._mapping for row in conn.execute(q)})
     out = []
     for key, r in latest.items():
         before = stored.get(key)
-        if before is None or r.source_updated_at is None or before != (r.source_updated_at, r.is_deleted):
+        if before is None:
+            out.append(r)
+        elif r.source_updated_at is None:
+            if not _same_content(r, before):
+                out.append(r)
+        elif (before["source_updated_at"], bool(before["is_deleted"])) != (r.source_updated_at, r.is_deleted):
             out.append(r)
     return out
 

@@ -1,1 +1,1 @@
-"""files connector."""
+"""Usage and billing from a warehouse or files."""

@@ -1,1 +1,1 @@
-"""generic_http connector."""
+"""JSON-over-HTTP sources declared in YAML."""

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.base import Stream
 from connectors.fields import RecordMapper, get_path
 from connectors.hubspot.client import SEARCH_PAGE_SIZE, SEARCH_RESULT_CAP, HubSpotClient
 from connectors.hubspot.mapping import TYPES, TypeSpec, modified_property, property_path
@@ -162,7 +163,7 @@ class HubSpotConnector:
         """One small call that proves the token works."""
         next(self.client.list_pages("companies", ["name"], page_size=1), None)
 
-    def streams(self) -> list[HubSpotStream]:
+    def streams(self) -> list[Stream]:
         return list(self._streams)
 
     def check_fields(self) -> list[str]:

@@ -1,1 +1,1 @@
-"""intent connector."""
+"""Company intent surges: a preset of the generic HTTP connector (``sources.intent``)."""

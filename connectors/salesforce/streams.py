@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from connectors.base import Stream
 from connectors.fields import RecordMapper
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.mapping import OBJECTS, ObjectSpec, deal_kind_path
@@ -180,7 +181,7 @@ class SalesforceConnector:
         """One call to ``/limits``: proves the token and instance work and reads the daily API budget."""
         self.client.limits()
 
-    def streams(self) -> list[SoqlStream]:
+    def streams(self) -> list[Stream]:
         return list(self._streams)
 
     def check_fields(self) -> list[str]:

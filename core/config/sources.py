@@ -130,12 +130,12 @@ class HttpSourceConfig(StrictModel):
 
 
 def _nps_default() -> HttpSourceConfig:
-    # Modelled on Delighted's survey responses API: basic auth with the key, page/per_page, since as unix time.
+    # Modelled on Delighted's survey responses API: basic auth with the key, Link-header paging, unix times.
     return HttpSourceConfig(
         name="nps",
         enabled=False,
         auth=HttpAuthConfig(style="basic"),
-        paging=PagingConfig(style="page", size=100, size_param="per_page", page_param="page"),
+        paging=PagingConfig(style="link", size=100, size_param="per_page"),
         streams=[
             HttpStreamConfig(
                 name="responses",
