@@ -221,7 +221,8 @@ def describe(book: Book) -> dict[str, Any]:
     health = sorted(t.latent_health for t in truth.values())
     churned = sum(1 for t in truth.values() if t.churned)
     renewals = [outcome for t in truth.values() for _, outcome in t.renewal_outcomes]
-    cuts = statistics.quantiles(health, n=10, method="inclusive") if len(health) > 1 else health * 9
+    # Percentile cut points 1..99 (a one-account book repeats its only value).
+    cuts = statistics.quantiles(health, n=100, method="inclusive") if len(health) > 1 else health * 99
     return {
         "accounts": book.accounts,
         "seed": book.seed,
@@ -235,11 +236,7 @@ def describe(book: Book) -> dict[str, Any]:
         "renewals": {"won": renewals.count("won"), "lost": renewals.count("lost")},
         "latent_health": {
             "mean": round(statistics.fmean(health), 4),
-            "p10": round(cuts[0], 4),
-            "p25": round(statistics.quantiles(health, n=4, method="inclusive")[0], 4) if len(health) > 1 else health[0],
-            "p50": round(cuts[4], 4),
-            "p75": round(statistics.quantiles(health, n=4, method="inclusive")[2], 4) if len(health) > 1 else health[0],
-            "p90": round(cuts[8], 4),
+            **{f"p{p}": round(cuts[p - 1], 4) for p in (10, 25, 50, 75, 90)},
         },
     }
 
@@ -299,6 +296,9 @@ class _Contact:
     has_left: bool
 
 
+_TIER_SCALE = {"smb": 0.85, "mid_market": 1.1, "enterprise": 1.5}
+
+
 @dataclass
 class _Account:
     """One account's draws that its child records depend on."""
@@ -321,7 +321,7 @@ class _Account:
     @property
     def scale(self) -> float:
         """Bigger customers make more of everything (activities, tickets)."""
-        return {"smb": 0.85, "mid_market": 1.1, "enterprise": 1.5}[self.tier]
+        return _TIER_SCALE[self.tier]
 
     def h_at(self, ts: int) -> float:
         return self.path[min(HISTORY_MONTHS - 1, max(0, (ts - self.start) // self.bucket))]
