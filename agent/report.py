@@ -125,7 +125,8 @@ class WritebackSummary(BaseModel):
     tasks_created: int = 0
     tasks_closed: int = 0
     tasks_deferred: int = 0  # left for a later run by the API budget
-    api_calls: dict[str, int] = Field(default_factory=dict)
+    api_calls: dict[str, int] = Field(default_factory=dict)  # writeback's own calls per CRM
+    records_by_crm: dict[str, int] = Field(default_factory=dict)
     failures: list[WriteFailure] = Field(default_factory=list)
     guard_stopped: str | None = None  # the blast-radius guard's reason, when it stopped the writes
 

@@ -46,7 +46,7 @@ from agent.settings import Settings
 from core.config import AgentConfig
 from core.errors import HealthAgentError
 from core.redaction import redact
-from store.models import Account, Run, TaskLedger, WriteLedger
+from store.models import Account, Run
 
 log = logging.getLogger(__name__)
 
@@ -330,10 +330,12 @@ class _Cycle:
         result = self.steps.apply_plan(
             self.engine, plan, clients=clients, run_id=self.report.run_id, dry_run=self.report.dry_run, force=self.force
         )
-        summary = _writeback_summary(self.engine, self.report.run_id, plan, result, self.stats, crms)
-        summary.dry_run = self.report.dry_run
+        summary = _writeback_summary(plan, result)
         summary.tasks_deferred = len(deferred_tasks)
         self.report.writeback = summary
+        for crm, crm_report in result.crms.items():
+            if crm_report.stopped:
+                self.report.deferred.append(f"writes to {crm} stopped early: {redact(crm_report.stopped)}")
 
 
 def _message(exc: BaseException) -> str:
@@ -375,38 +377,24 @@ def _stream_summary(result: Any) -> StreamSummary:
     )
 
 
-def _writeback_summary(
-    engine: Engine, run_id: str, plan: Any, result: Any, stats: Any, crms: Sequence[str]
-) -> WritebackSummary:
-    """Fields, records and failures from this run's write ledger rows; tasks from the task ledger."""
-    with engine.connect() as conn:
-        outcomes = conn.execute(
-            select(WriteLedger.crm, WriteLedger.record_id, WriteLedger.outcome, WriteLedger.error).where(
-                WriteLedger.run_id == run_id
-            )
-        ).all()
-        tasks_created = conn.execute(
-            select(func.count()).select_from(TaskLedger).where(
-                TaskLedger.run_id == run_id, TaskLedger.task_id.is_not(None)
-            )
-        ).scalar_one()
-    written = [r for r in outcomes if r.outcome == "written"]
+def _writeback_summary(plan: Any, result: Any) -> WritebackSummary:
+    """The writeback part of the report from ``writeback.apply.WritebackReport`` (per CRM counts)."""
     failures = [
-        WriteFailure(crm=r.crm, record_id=r.record_id, error=redact(r.error or "failed"))
-        for r in outcomes
-        if r.outcome == "failed"
+        WriteFailure(crm=crm, record_id=record_id, error=redact(error))
+        for crm, crm_report in result.crms.items()
+        for record_id, error in [*crm_report.failures.items(), *crm_report.tasks_failed.items()]
     ]
-    guard = getattr(plan, "guard", None)
-    stopped = guard is not None and guard.stopped and not getattr(result, "forced", False)
     return WritebackSummary(
+        dry_run=result.dry_run,
         planned_changes=sum(1 for c in plan.changes if c.action == "write"),
-        fields_written=len(written),
-        records_written=len({(r.crm, r.record_id) for r in written}),
-        tasks_created=int(tasks_created),
-        tasks_closed=int(getattr(result, "tasks_closed", 0) or 0),
+        fields_written=result.fields_written,
+        records_written=result.records_written,
+        tasks_created=result.tasks_created,
+        tasks_closed=sum(r.tasks_closed for r in result.crms.values()),
         failures=failures,
-        guard_stopped=guard.reason if stopped and guard is not None else None,
-        api_calls={crm: stats.snapshot(crm).calls for crm in crms},
+        guard_stopped=result.guard_reason if result.guard_stopped else None,
+        api_calls={crm: r.api_calls for crm, r in result.crms.items()},
+        records_by_crm={crm: r.records_written for crm, r in result.crms.items()},
     )
 
 
@@ -431,16 +419,10 @@ def floor_calls(report: RunReport, config: AgentConfig) -> dict[str, int]:
     floors: dict[str, int] = {}
     for s in report.streams:
         floors[s.source] = floors.get(s.source, 0) + s.pages
-    if report.writeback is not None:
-        for crm in CRMS:
-            records = _records_written(report, crm)
-            if records:
-                floors[crm] = floors.get(crm, 0) + math.ceil(records / _write_batch(config, crm))
+    if report.writeback is not None and not report.writeback.dry_run:
+        for crm, records in report.writeback.records_by_crm.items():
+            floors[crm] = floors.get(crm, 0) + math.ceil(records / _write_batch(config, crm))
     return floors
-
-
-def _records_written(report: RunReport, crm: str) -> int:
-    return report.writeback.records_written if report.writeback and report.writeback.api_calls.get(crm) else 0
 
 
 def _budget_lines(budget: BudgetPlan, headroom: Mapping[str, Headroom]) -> list[BudgetLine]:

@@ -13,8 +13,9 @@ from agent.run import Steps, run_once
 from agent.settings import Settings
 from core.config import AgentConfig
 from core.errors import AuthError
-from store.models import Account, Run, ScoreHistory, WriteLedger
+from store.models import Account, Run, ScoreHistory
 from tests.agent.helpers import T0, add_accounts
+from writeback.apply import CrmReport, WritebackReport
 
 
 @dataclass
@@ -156,20 +157,16 @@ class Pipeline:
     def plan(self, engine: Engine, config: Any, *, run_id: str, crms: list[str]) -> FakePlan:
         return FakePlan([FakeChange("salesforce", "001A"), FakeChange("salesforce", "001B")], [FakeTask("salesforce")], FakeGuard())
 
-    def apply(self, engine: Engine, plan: FakePlan, *, clients: Any, run_id: str, dry_run: bool, force: bool) -> None:
+    def apply(self, engine: Engine, plan: FakePlan, *, clients: Any, run_id: str, dry_run: bool, force: bool) -> WritebackReport:
         self.applied.append({"crms": sorted(clients), "dry_run": dry_run, "tasks": len(plan.tasks)})
-        if dry_run:
-            return
-        with engine.begin() as conn:
-            for i, change in enumerate(plan.changes):
-                conn.execute(
-                    insert(WriteLedger).values(
-                        run_id=run_id, crm=change.crm, object_type="Account", record_id=change.record_id,
-                        field="Health_Score__c", value="1", outcome="failed" if i else "written",
-                        error="UNABLE_TO_LOCK_ROW" if i else None, attempted_at=T0,
-                    )
-                )
-        self.stats.calls["salesforce"] = self.stats.calls.get("salesforce", 0) + 1
+        report = WritebackReport(run_id, dry_run, force, guard_stopped=False, guard_reason=None)
+        if not dry_run:
+            report.crms["salesforce"] = CrmReport(
+                fields_written=1, records_written=1, api_calls=1, failures={"001B": "UNABLE_TO_LOCK_ROW"},
+                tasks_created=len(plan.tasks),
+            )
+            self.stats.calls["salesforce"] = self.stats.calls.get("salesforce", 0) + 1
+        return report
 
 
 @pytest.fixture
