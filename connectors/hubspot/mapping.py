@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.fields import Finish, get_path
-from connectors.salesforce.mapping import deal_kind_of, direction_of, priority_of
+from connectors.salesforce.mapping import deal_kind_of, direction_of, priority_of, tier_of
 from core.config.sources import DealKindConfig
 from core.domains import normalize_domain
 from core.records import (
@@ -74,6 +74,7 @@ _SYSTEM = {"external_id": "id", "source_created_at": "created_at", "source_updat
 def _company(_: DealKindConfig) -> Finish:
     def finish(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
         values["domain"] = normalize_domain(values.get("domain") or get_path(raw, "properties.website"))
+        values["tier"] = tier_of(values.get("tier"))
         if values.get("employees") is not None:
             values["employees"] = int(float(values["employees"]))
         return values

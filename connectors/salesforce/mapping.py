@@ -39,9 +39,17 @@ class ObjectSpec:
     deletable: bool = True  # has IsDeleted / is visible to queryAll
 
 
+def tier_of(value: Any) -> str | None:
+    """``Mid-Market`` / ``mid market`` / ``MID_MARKET`` -> ``mid_market``."""
+    if value is None:
+        return None
+    return "_".join(str(value).strip().lower().replace("-", " ").split()) or None
+
+
 def _account(_: DealKindConfig) -> Finish:
     def finish(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
         values["domain"] = normalize_domain(values.get("domain"))
+        values["tier"] = tier_of(values.get("tier"))
         if values.get("employees") is not None:
             values["employees"] = int(float(values["employees"]))
         return values
