@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 CRMS = ("salesforce", "hubspot")
 ShouldStop = Callable[[], bool]
-Progress = Callable[..., None]
+Progress = Callable[[str], None]  # one human-readable line per step
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ class _Cycle:
     def _stage(self, name: str) -> None:
         log.info("stage: %s", name)
         if self.progress is not None:
-            self.progress(stage=name)
+            self.progress(name)
 
     def _had_errors(self) -> bool:
         wb = self.report.writeback
@@ -306,11 +306,16 @@ class _Cycle:
             return 0
         results = self.steps.pull_all(
             self.engine, selected, run_id=self.report.run_id, limits=self.config.limits,
-            progress=self.progress, should_stop=self.should_stop,
+            progress=self._stream_done, should_stop=self.should_stop,
         )
         summaries = [_stream_summary(r) for r in results]
         self.report.streams.extend(summaries)
         return sum(1 for s in summaries if not s.error)
+
+    def _stream_done(self, result: Any) -> None:
+        if self.progress is not None:
+            outcome = f"error: {redact(result.error)}" if result.error else f"{result.records} records"
+            self.progress(f"pulled {result.source}/{result.stream}: {outcome}")
 
     # --- writeback ------------------------------------------------------------------------------------
 
@@ -404,6 +409,8 @@ def _api_usage(stats: Any, report: RunReport, connectors_floor: Mapping[str, int
     for system in stats.systems():
         snap = stats.snapshot(system)
         room = rooms.get(system)
+        if snap.calls == 0 and room is None:
+            continue  # a file or warehouse source: no API
         out.append(
             ApiUsage(
                 system=system, calls=snap.calls, retries=snap.retries, floor_calls=connectors_floor.get(system),
