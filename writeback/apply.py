@@ -216,7 +216,7 @@ def _write_fields(
 def _apply_tasks(engine: Engine, plan: WritePlan, crm: str, writer: CrmWriter, report: CrmReport, run_id: str) -> None:
     if report.stopped:
         return
-    now = now_utc()
+    now = plan.made_at  # task times are the run's clock, so cooldowns compare like with like
     checks = [t for t in plan.task_actions(crm, "check") if t.task_id]
     if checks:
         still_open = writer.open_task_ids([t.task_id for t in checks if t.task_id])
@@ -236,14 +236,13 @@ def _apply_tasks(engine: Engine, plan: WritePlan, crm: str, writer: CrmWriter, r
                                     if t.dedupe_key not in closed})
     creates = plan.task_actions(crm, "create")
     if creates:
-        _create_tasks(engine, plan.config, creates, writer, report, run_id)
+        _create_tasks(engine, plan, creates, writer, report, run_id)
 
 
 def _create_tasks(
-    engine: Engine, config: WritebackConfig, creates: list[TaskAction], writer: CrmWriter, report: CrmReport,
-    run_id: str,
+    engine: Engine, plan: WritePlan, creates: list[TaskAction], writer: CrmWriter, report: CrmReport, run_id: str
 ) -> None:
-    now = now_utc()
+    config, now = plan.config, plan.made_at
     with engine.connect() as conn:
         entries = ledger.task_entries(conn, [t.dedupe_key for t in creates])
     lookup = [
