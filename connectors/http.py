@@ -193,6 +193,8 @@ class RetryPolicy:
         """Seconds before try ``attempt + 1``: Retry-After when the API said, else exponential backoff."""
         if isinstance(error, RateLimitedError) and error.retry_after is not None:
             return min(error.retry_after, self.limits.max_retry_seconds)
+        if isinstance(error, ApiError) and error.status == 401:
+            return 0.0  # a new token was just fetched: try again at once
         if isinstance(error, ApiError) and error.status == 423:
             return max(2.0, self.limits.backoff_base_seconds)
         return float(min(MAX_BACKOFF_SECONDS, self.limits.backoff_base_seconds * (2 ** (attempt - 1))))
