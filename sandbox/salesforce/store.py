@@ -22,7 +22,7 @@ from sandbox.ids import SALESFORCE_PREFIXES, salesforce_id, salesforce_index
 from sandbox.salesforce.query import Compiler, Plan, render
 from sandbox.salesforce.schema import NUMBER_TYPES, Field, Schema, SObject, standard_objects, tooling_objects
 from sandbox.salesforce.soql import Query
-from sandbox.salesforce.values import FieldValueError, coerce, format_datetime, make_id
+from sandbox.salesforce.values import FieldValueError, coerce, format_datetime, id_from_tail_sql, id_tail_sql, make_id
 
 _TS = "substr({0}, 1, 19) || '.000+0000'"  # book '2026-01-05T12:00:00Z' -> '2026-01-05T12:00:00.000+0000'
 
@@ -44,7 +44,10 @@ _RECORD_TYPES = (
     "(SELECT 1 AS n, 'New Business' AS name UNION ALL SELECT 2, 'Renewal' UNION ALL SELECT 3, 'Expansion') r"
 )
 _DIRECTION = "CASE a.direction WHEN 'inbound' THEN 'Inbound' WHEN 'outbound' THEN 'Outbound' END"
-_FIRST_CONTACT = "sfid('Contact', json_extract(a.contact_ns, '$[0]'))"
+_FIRST_CONTACT = "sfid('Contact', a.first_contact_n)"
+_ACTIVITIES = (
+    "(SELECT *, json_extract(contact_ns, '$[0]') AS first_contact_n FROM book.activities WHERE kind {}) a"
+)
 
 # Per object: (FROM clause over the attached book, column -> SQL expression, ORDER BY).
 BOOK_MAPPING: dict[str, tuple[str, dict[str, str], str]] = {
@@ -87,12 +90,14 @@ BOOK_MAPPING: dict[str, tuple[str, dict[str, str], str]] = {
         "RecordTypeId": "sfkey('012', CASE d.kind WHEN 'new_business' THEN 1 WHEN 'renewal' THEN 2 ELSE 3 END)",
         **_sys("d"), "IsDeleted": "d.is_deleted",
     }, "d.n"),
-    "OpportunityContactRole": ("book.deals d, json_each(d.contact_ns) j", {
-        "Id": "sfid('OpportunityContactRole', ROW_NUMBER() OVER (ORDER BY d.n, j.key))",
-        "OpportunityId": "sfid('Opportunity', d.n)", "ContactId": "sfid('Contact', j.value)",
-        "Role": "CASE WHEN j.key = 0 THEN 'Decision Maker' ELSE 'Influencer' END", "IsPrimary": "j.key = 0",
-        **_sys("d"), "IsDeleted": "d.is_deleted",
-    }, "d.n, j.key"),
+    "OpportunityContactRole": (
+        "(SELECT d.n, d.created_at, d.updated_at, d.is_deleted, j.key AS role_index, j.value AS contact_n, "
+        "ROW_NUMBER() OVER (ORDER BY d.n, j.key) AS role_n FROM book.deals d, json_each(d.contact_ns) j) d", {
+            "Id": "sfid('OpportunityContactRole', d.role_n)",
+            "OpportunityId": "sfid('Opportunity', d.n)", "ContactId": "sfid('Contact', d.contact_n)",
+            "Role": "CASE WHEN d.role_index = 0 THEN 'Decision Maker' ELSE 'Influencer' END",
+            "IsPrimary": "d.role_index = 0", **_sys("d"), "IsDeleted": "d.is_deleted",
+        }, "d.role_n"),
     "Case": ("book.tickets t LEFT JOIN book.accounts a ON a.n = t.account_n", {
         "Id": "sfid('Case', t.n)", "CaseNumber": "printf('%08d', t.n)", "AccountId": "sfid('Account', t.account_n)",
         "ContactId": "sfid('Contact', t.contact_n)", "Subject": "t.subject",
@@ -103,7 +108,7 @@ BOOK_MAPPING: dict[str, tuple[str, dict[str, str], str]] = {
         "IsClosed": "t.is_closed", "IsEscalated": "t.is_escalated", "ClosedDate": _ts("t.closed_at"),
         "OwnerId": "sfid('User', a.owner_n)", **_sys("t", created="opened_at"), "IsDeleted": "t.is_deleted",
     }, "t.n"),
-    "Task": ("book.activities a WHERE a.kind IN ('email', 'call', 'note')", {
+    "Task": (_ACTIVITIES.format("IN ('email', 'call', 'note')"), {
         "Id": "sfid('Task', a.n)", "Subject": "a.subject",
         "TaskSubtype": "CASE a.kind WHEN 'email' THEN 'Email' WHEN 'call' THEN 'Call' ELSE 'Task' END",
         "Type": "CASE a.kind WHEN 'email' THEN 'Email' WHEN 'call' THEN 'Call' ELSE 'Other' END",
@@ -115,7 +120,7 @@ BOOK_MAPPING: dict[str, tuple[str, dict[str, str], str]] = {
         "CallType": f"CASE WHEN a.kind = 'call' THEN {_DIRECTION} END", "Direction__c": _DIRECTION,
         **_sys("a"), "IsDeleted": "a.is_deleted",
     }, "a.n"),
-    "Event": ("book.activities a WHERE a.kind = 'meeting'", {
+    "Event": (_ACTIVITIES.format("= 'meeting'"), {
         "Id": "sfid('Event', a.n)", "Subject": "a.subject", "StartDateTime": _ts("a.occurred_at"),
         "EndDateTime": "strftime('%Y-%m-%dT%H:%M:%S', a.occurred_at, '+' || "
                        "CAST(round(coalesce(a.duration_minutes, 30)) AS INTEGER) || ' minutes') || '.000+0000'",
@@ -195,8 +200,6 @@ class OrgStore:
         self.conn.execute("PRAGMA journal_mode = MEMORY")  # rollback (allOrNone) needs a journal
         self.conn.execute("PRAGMA synchronous = OFF")
         self.conn.execute("PRAGMA cache_size = -200000")
-        self.conn.create_function("sfid", 2, _sfid, deterministic=True)
-        self.conn.create_function("sfkey", 2, make_id, deterministic=True)
         self._physical: dict[str, list[str]] = {}
         self._undo: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._build(book_path)
@@ -214,6 +217,7 @@ class OrgStore:
         conn = self.conn
         conn.execute("ATTACH DATABASE ? AS book", (f"{book_path.resolve().as_uri()}?mode=ro",))
         conn.execute("BEGIN")
+        self._build_id_tails()
         for obj in self._all_objects():
             columns = ", ".join(f'"{f.name}" {_sql_type(f)}' for f in obj.fields.values())
             conn.execute(f"CREATE TABLE {obj.table} ({columns})")
@@ -222,7 +226,7 @@ class OrgStore:
             if mapping is not None:
                 source, exprs, order = mapping
                 names = [n for n in obj.fields if n in exprs]
-                select = ", ".join(exprs[n] for n in names)
+                select = ", ".join(_inline_ids(exprs[n]) for n in names)
                 conn.execute(
                     f"INSERT INTO {obj.table} ({', '.join(names)}) SELECT {select} FROM {source} ORDER BY {order}"
                 )
@@ -230,9 +234,23 @@ class OrgStore:
             for name in INDEXED:
                 if name in obj.fields:
                     conn.execute(f"CREATE INDEX ix_{obj.table}_{name} ON {obj.table} ({name})")
+        conn.execute("DROP TABLE sfid_tail")
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE book")
         conn.execute("ANALYZE")
+
+    def _build_id_tails(self) -> None:
+        """``sfid_tail(n, tail)`` for every n the book uses (the largest table, or the contact roles)."""
+        tables = ("accounts", "users", "contacts", "activities", "deals", "tickets")
+        largest = " UNION ALL ".join(f"SELECT max(n) AS m FROM book.{t}" for t in tables)
+        roles = "SELECT sum(json_array_length(contact_ns)) FROM book.deals"
+        (top,) = self.conn.execute(f"SELECT max(m) FROM ({largest} UNION ALL {roles} UNION ALL SELECT 3)").fetchone()
+        self.conn.execute("CREATE TEMP TABLE sfid_tail (n INTEGER PRIMARY KEY, tail TEXT NOT NULL)")
+        self.conn.execute(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?) "
+            f"INSERT INTO sfid_tail SELECT n, {id_tail_sql('n')} FROM s",
+            (int(top or 0),),
+        )
 
     def _max_index(self, obj: SObject) -> int:
         row = self.conn.execute(f"SELECT Id FROM {obj.table} ORDER BY rowid DESC LIMIT 1").fetchone()
@@ -423,5 +441,22 @@ class OrgStore:
         self._next_index = dict(self._first_new)
 
 
-def _sfid(sobject: str, n: int | None) -> str | None:
-    return salesforce_id(sobject, int(n)) if n is not None else None
+def _inline_ids(expr: str) -> str:
+    """Replace ``sfid('Object', n)`` / ``sfkey('prefix', n)`` in a mapping expression with a lookup of the id's
+    n-dependent part in ``sfid_tail`` (computed once per n in SQL: one indexed lookup per reference)."""
+    out = ""
+    while True:
+        start = min((i for i in (expr.find("sfid('"), expr.find("sfkey('")) if i >= 0), default=-1)
+        if start < 0:
+            return out + expr
+        open_at = expr.index("(", start)
+        depth, end = 0, open_at
+        for end in range(open_at, len(expr)):
+            depth += {"(": 1, ")": -1}.get(expr[end], 0)
+            if depth == 0:
+                break
+        name, _, argument = expr[open_at + 1 : end].partition(",")
+        key = name.strip().strip("'")
+        prefix = SALESFORCE_PREFIXES[key] if expr.startswith("sfid", start) else key
+        out += expr[:start] + id_from_tail_sql(prefix, f"(SELECT tail FROM sfid_tail WHERE n = {argument.strip()})")
+        expr = expr[end + 1 :]

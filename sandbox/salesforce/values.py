@@ -110,3 +110,34 @@ def make_id(prefix: str, n: int) -> str:
 
     id15 = prefix + salesforce_id("Account", n)[3:15]
     return id15 + _suffix18(id15)
+
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def id_tail_sql(n_expr: str) -> str:
+    """SQL for the part of an Id that depends on n alone: 9 base-62 digits, ``#``, checksum characters 2-3.
+
+    ``id_from_tail_sql`` puts the key prefix and the first checksum character (which depends on the
+    prefix only) around it. Null ``n`` gives null.
+    """
+    n = f"CAST({n_expr} AS INTEGER)"
+    values = [f"(({n} / {62 ** (8 - k)}) % 62)" for k in range(9)]
+    digits = " || ".join(f"substr('{_B62}', {v} + 1, 1)" for v in values)
+    second = " + ".join(f"({v} BETWEEN 10 AND 35) * {1 << (j + 1)}" for j, v in enumerate(values[:4]))
+    third = " + ".join(f"({v} BETWEEN 10 AND 35) * {1 << j}" for j, v in enumerate(values[4:]))
+    return (
+        f"({digits} || '#' || substr('{_CHECKSUM}', {second} + 1, 1) || substr('{_CHECKSUM}', {third} + 1, 1))"
+    )
+
+
+def id_from_tail_sql(prefix: str, tail_expr: str) -> str:
+    """SQL for ``make_id(prefix, n)`` from the SQL of ``id_tail_sql(n)`` (or a lookup of it)."""
+    first = _suffix18(prefix + "Dg0" + "0" * 9)[0]  # the first 5 characters never depend on n
+    return f"('{prefix}Dg0' || replace({tail_expr}, '#', '{first}'))"
+
+
+def id_sql(prefix: str, n_expr: str) -> str:
+    """A SQL expression computing ``make_id(prefix, n)`` (and so ``salesforce_id``) from an integer column."""
+    return id_from_tail_sql(prefix, id_tail_sql(n_expr))

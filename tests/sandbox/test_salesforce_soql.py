@@ -16,6 +16,7 @@ from sandbox.ids import salesforce_id
 from sandbox.runtime import Sandbox
 from sandbox.salesforce import SalesforceApp
 from sandbox.salesforce.soql import And, Comparison, Not, Or, SoqlError, parse
+from sandbox.salesforce.values import id_sql
 from tests.sandbox.sf_helpers import sf_app, sf_sandbox, sf_session
 
 __all__ = ["sf_app", "sf_sandbox", "sf_session"]
@@ -259,3 +260,15 @@ def test_bad_queries_answer_400_with_the_salesforce_error_code(sf_app: Salesforc
     status, body = run(sf_app, soql)
     assert status == 400
     assert body[0]["errorCode"] == code
+
+
+@pytest.mark.parametrize("n", [1, 61, 62, 3843, 3844, 238_328, 2_000_000, 14_776_336, 916_132_832, 10**12])
+def test_sql_built_ids_equal_salesforce_id(n: int) -> None:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE TABLE t (n INTEGER)")
+        conn.execute("INSERT INTO t VALUES (?)", (n,))
+        built = conn.execute(f"SELECT {id_sql('00T', 'n')}, {id_sql('001', 'n')} FROM t").fetchone()
+    finally:
+        conn.close()
+    assert built == (salesforce_id("Task", n), salesforce_id("Account", n))
