@@ -409,7 +409,7 @@ def _api_usage(stats: Any, report: RunReport, connectors_floor: Mapping[str, int
     for system in stats.systems():
         snap = stats.snapshot(system)
         room = rooms.get(system)
-        if snap.calls == 0 and room is None:
+        if snap.calls == 0 and (room is None or room.daily_limit is None):
             continue  # a file or warehouse source: no API
         out.append(
             ApiUsage(
