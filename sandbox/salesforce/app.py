@@ -281,13 +281,13 @@ class SalesforceApp:
     def _get_records(
         self, obj: SObject, ids: list[str], names: list[str], base: str
     ) -> list[dict[str, Any] | None]:
-        """Records by Id (deleted ones too, as retrieve does), in the order asked; None where there is none."""
+        """Live records by Id, in the order asked; None where there is none (or it is in the recycle bin)."""
         query = Query(
             obj.name,
             tuple(FieldPath(tuple(n.split("."))) for n in names),
             where=Comparison(FieldPath(("Id",)), "IN", tuple(Value("string", i) for i in ids)),
         )
-        plan = self.store.compile(query, include_deleted=True)
+        plan = self.store.compile(query, include_deleted=False)
         rows = self.store.records(plan, self.store.snapshot(plan), base)
         by_id = {r["attributes"]["url"].rsplit("/", 1)[1]: r for r in rows}
         return [by_id.get(full_id(i)) for i in ids]

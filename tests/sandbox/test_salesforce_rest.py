@@ -20,6 +20,7 @@ from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
     SalesforceMalformedRequest,
     SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
 )
 
 from sandbox.faults import FaultProfile, FaultState
@@ -373,3 +374,35 @@ def test_opportunity_record_type_and_type_follow_the_deal_kind(sf: Any, sf_sandb
     by_type = sf.query_all("SELECT Id, RecordType.Name FROM Opportunity WHERE Type = 'Renewal'")
     assert by_record_type == by_type["totalSize"] == renewals
     assert {r["RecordType"]["Name"] for r in by_type["records"]} == {"Renewal"}
+
+
+def test_password_grant_issues_a_token_that_queries(sf_sandbox: Sandbox) -> None:
+    tokens = sf_sandbox.tokens
+    session = tls_session(sf_sandbox)
+    form = {
+        "grant_type": "password",
+        "client_id": tokens.salesforce_client_id,
+        "client_secret": tokens.salesforce_client_secret,
+        "username": tokens.salesforce_username,
+        "password": tokens.salesforce_password,
+    }
+    granted = session.post(f"{sf_sandbox.salesforce_url}/services/oauth2/token", data=form)
+    assert granted.status_code == 200
+    body = granted.json()
+    assert (body["token_type"], body["instance_url"]) == ("Bearer", sf_sandbox.salesforce_url)
+    client = direct_client(sf_sandbox, token=body["access_token"])
+    assert client.query("SELECT COUNT() FROM User")["totalSize"] >= 1
+    refused = session.post(f"{sf_sandbox.salesforce_url}/services/oauth2/token", data={**form, "password": "nope"})
+    assert (refused.status_code, refused.json()) == (
+        400, {"error": "invalid_grant", "error_description": "authentication failure"},
+    )  # fmt: skip
+
+
+def test_composite_get_returns_records_in_order_with_null_for_missing(sf: Any, sf_app: SalesforceApp) -> None:
+    ids = [salesforce_id("Account", 2), salesforce_id("Account", 99_999), salesforce_id("Account", 1)]
+    found = sf.restful("composite/sobjects/Account", params={"ids": ",".join(ids), "fields": "Id,Name,Owner.Email"})
+    assert [r["Id"] if r else None for r in found] == [ids[0], None, ids[2]]
+    assert found[0]["Owner"]["Email"].endswith(".example")
+    sf_app.delete("Account", ids[0])
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Account.get(ids[0])
