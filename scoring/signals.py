@@ -167,7 +167,7 @@ def hours_between(conn: Connection, start: Column[Any], end: Column[Any]) -> Col
     """``end - start`` in hours, on SQLite (julianday) and PostgreSQL (epoch)."""
     if conn.dialect.name == "sqlite":
         return (func.julianday(end) - func.julianday(start)) * 24.0
-    return func.extract("epoch", end - start) / 3600.0
+    return func.date_part("epoch", end - start) / 3600.0
 
 
 def _count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -413,7 +413,7 @@ class _Builder:
         )
         median = (
             select(ranked.c.account_id, func.avg(ranked.c.hours).label("median_hours"))
-            .where(or_(ranked.c.rn == (ranked.c.cnt + 1) / 2, ranked.c.rn == (ranked.c.cnt + 2) / 2))
+            .where(or_(ranked.c.rn == (ranked.c.cnt + 1) // 2, ranked.c.rn == (ranked.c.cnt + 2) // 2))
             .group_by(ranked.c.account_id)
         )
         for r in self.rows(median):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
 from core.config.base import StrictModel
 
@@ -157,13 +157,26 @@ class CategoricalNormalization(StrictModel):
     default: Points | None = None
 
 
+_NORMALIZATION_KINDS = ("linear", "tiered", "percentile", "boolean", "categorical")
+
+
+def _normalization_tag(value: object) -> str | None:
+    """The union member for a normalization; tags are bracketed so error paths name only keys in the file."""
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return f"[{kind}]" if kind in _NORMALIZATION_KINDS else None
+
+
 Normalization = Annotated[
-    LinearNormalization
-    | TieredNormalization
-    | PercentileNormalization
-    | BooleanNormalization
-    | CategoricalNormalization,
-    Field(discriminator="kind"),
+    Annotated[LinearNormalization, Tag("[linear]")]
+    | Annotated[TieredNormalization, Tag("[tiered]")]
+    | Annotated[PercentileNormalization, Tag("[percentile]")]
+    | Annotated[BooleanNormalization, Tag("[boolean]")]
+    | Annotated[CategoricalNormalization, Tag("[categorical]")],
+    Discriminator(
+        _normalization_tag,
+        custom_error_type="normalization_kind",
+        custom_error_message=f"kind must be one of {', '.join(_NORMALIZATION_KINDS)}",
+    ),
 ]
 
 

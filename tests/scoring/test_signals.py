@@ -1,0 +1,84 @@
+"""Signals over the store: exact figures on the small book, on SQLite and PostgreSQL, and point-in-time."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from sqlalchemy import Engine
+
+from core.config.scoring import ScoringConfig
+from scoring.signals import SignalFrame, compute_signals
+from tests.scoring.conftest import T, add_future_rows
+
+CONFIG = ScoringConfig()
+
+
+def _frame(engine: Engine, **kwargs: object) -> SignalFrame:
+    with engine.connect() as conn:
+        return compute_signals(conn, CONFIG, T, **kwargs)  # type: ignore[arg-type]
+
+
+def _by_name(frame: SignalFrame) -> dict[str, dict[str, float | None]]:
+    return {a.name or "": frame.row(i) for i, a in enumerate(frame.accounts)}
+
+
+def test_every_family_gives_the_hand_worked_figures_for_account_a(small_book: Engine) -> None:
+    a = _by_name(_frame(small_book))["Acme Corp"]
+    expected = {
+        "days_since_two_way_touch": 10.0, "touches_90d": 2.0, "meetings_90d": 1.0,
+        "tickets_30d": 1.0, "tickets_90d": 3.0, "open_high_priority_tickets": 1.0, "escalations_90d": 1.0,
+        "median_resolution_hours": 60.0,
+        "nps_latest": 3.0, "nps_180d": -100.0, "csat_avg_180d": 4.0, "detractor_90d": 1.0,
+        "seat_utilization": 0.4, "usage_trend": -0.2, "feature_adoption": 0.5,
+        "days_overdue": 45.0, "overdue_share_of_arr": 0.25, "failed_payments_180d": 2.0,
+        "intent_expansion": 80.0, "intent_risk": None,
+        "thread_count": 2.0, "seniority_levels_engaged": 2.0, "departments_engaged": 2.0,
+        "exec_sponsor_engaged": 1.0, "exec_meeting_180d": 1.0, "days_since_exec_touch": 10.0,
+        "champion_gone": 0.0, "single_threaded": 0.0, "lonely_client": 0.0, "expansion_signal": 1.0,
+        "days_to_renewal": 120.0, "tenure_days": 882.0, "arr": 120_000.0,
+    }
+    got = {k: a[k] for k in expected}
+    assert got == pytest.approx(expected, abs=1e-9)
+    # c1: CEO, one meeting 10d ago, 1 of 12 buckets: 1.0 x (.35 x .5^(10/45) + .2 x (1-e^(-1/8)) + .15/12
+    #     + .3 x (1-e^(-1/4))) = 0.402396. c2: engineer (0.35), inbound email 40d ago, outbound 100d ago:
+    #     0.35 x (.35 x .5^(40/45) + .2 x (1-e^(-2/8)) + .15 x 2/12 + .3 x (1-e^(-0.6/4))) = 0.105013.
+    # c3 left and does not count. Capital = 100 x (1 - e^(-(0.402396 + 0.105013) / 1.5)).
+    assert a["relationship_capital"] == pytest.approx(100 * (1 - math.exp(-(0.402396 + 0.105013) / 1.5)), abs=1e-4)
+    assert a["relationship_capital"] == pytest.approx(28.6999, abs=1e-4)
+
+
+def test_a_champion_who_went_quiet_and_a_lonely_client(small_book: Engine) -> None:
+    frame = _frame(small_book)
+    b = _by_name(frame)["Beta GmbH"]
+    assert (b["days_since_two_way_touch"], b["touches_90d"], b["thread_count"]) == (150.0, 0.0, 0.0)
+    assert (b["champion_gone"], b["lonely_client"], b["single_threaded"]) == (1.0, 1.0, 0.0)
+    pos = [a.name for a in frame.accounts].index("Beta GmbH")
+    champion = frame.champions[pos]
+    assert (champion.name, champion.prior_touches, champion.gone) == ("Dee Mgr", 3, "stopped engaging")
+    # No data is missing data, not zero: Beta has no surveys, usage or invoices.
+    assert (b["nps_latest"], b["seat_utilization"], b["days_overdue"]) == (None, None, None)
+
+
+def test_deleted_accounts_are_not_scored_and_deleted_activities_are_not_activity(small_book: Engine) -> None:
+    frame = _frame(small_book)
+    assert [a.name for a in frame.accounts] == ["Acme Corp", "Beta GmbH"]
+    # The deleted meeting 5 days ago would have made the last two-way touch 5 days.
+    assert _by_name(frame)["Acme Corp"]["days_since_two_way_touch"] == 10.0
+
+
+def test_no_signal_sees_data_dated_at_or_after_as_of(small_book: Engine) -> None:
+    before = _frame(small_book)
+    add_future_rows(small_book)
+    after = _frame(small_book)
+    assert [a.id for a in after.accounts] == [a.id for a in before.accounts]
+    for name in before.values:
+        assert after.values[name] == pytest.approx(before.values[name], nan_ok=True), name
+    assert after.champions == before.champions
+
+
+def test_explicit_account_ids_limit_the_frame(small_book: Engine) -> None:
+    full = _frame(small_book)
+    only_a = _frame(small_book, account_ids=[full.accounts[0].id])
+    assert [a.name for a in only_a.accounts] == ["Acme Corp"]
+    assert only_a.row(0)["median_resolution_hours"] == 60.0
