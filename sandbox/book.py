@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import functools
 import json
 import math
 import os
@@ -244,12 +245,17 @@ def describe(book: Book) -> dict[str, Any]:
 # --- generation ------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8192)
+def _day_text(day_index: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day_index * DAY))
+
+
 def _iso(ts: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def _day(ts: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ`` (the hot path of generation: the date part is cached)."""
+    day_index, seconds = divmod(ts, DAY)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{_day_text(day_index)}T{hours:02d}:{minutes:02d}:{seconds:02d}Z"
 
 
 def _epoch(d: date) -> int:
@@ -285,7 +291,8 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 
 def _ids(ns: Sequence[int]) -> str:
-    return json.dumps(list(ns), separators=(",", ":"))
+    """A JSON list of ints, compact (``[1,2]``)."""
+    return f"[{','.join(map(str, ns))}]"
 
 
 @dataclass
@@ -366,7 +373,11 @@ class _Generator:
         self.bucket = (self.now - self.start) // HISTORY_MONTHS
         self.users = max(3, accounts // 25)
         first_month = _add_months(anchor.replace(day=1), -HISTORY_MONTHS)
-        self.usage_months = [_add_months(first_month, i) for i in range(HISTORY_MONTHS)]
+        # (month start, its first second, the next month's first second)
+        self.usage_months = [
+            (month, _epoch(month), _epoch(_add_months(month, 1)))
+            for month in (_add_months(first_month, i) for i in range(HISTORY_MONTHS))
+        ]
         self.domains: set[str] = set()
 
     def write(self, path: Path) -> dict[str, Any]:
@@ -678,9 +689,8 @@ class _Generator:
 
     def _usage(self, w: _Writer, a: _Account) -> None:
         rng = a.rng
-        for month in self.usage_months:
-            month_ts = _epoch(month)
-            if _epoch(_add_months(month, 1)) <= a.created or month_ts >= a.end:
+        for month, month_ts, next_month_ts in self.usage_months:
+            if next_month_ts <= a.created or month_ts >= a.end:
                 continue
             h = a.h_at(month_ts + 15 * DAY)
             active = round(a.seats * _clip(0.12 + 0.8 * h + rng.gauss(0.0, 0.13)))
