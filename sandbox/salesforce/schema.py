@@ -315,6 +315,20 @@ def standard_objects() -> list[SObject]:
             _long_text("Description", "Description"),
             _pick("Direction__c", DIRECTIONS, custom=True),
         ]),
+        _object("TaskRelation", "Task Relation", "0RT", [
+            _ref("TaskId", ("Task",), "Task", nillable=False, required_on_create=True),
+            _ref("RelationId", ("Contact",), "Relation", nillable=False, required_on_create=True),
+            _ref("AccountId", ("Account",), "Account", **read_only),
+            _bool("IsWhat"),
+        ]),
+        _object("EventRelation", "Event Relation", "0RE", [
+            _ref("EventId", ("Event",), "Event", nillable=False, required_on_create=True),
+            _ref("RelationId", ("Contact",), "Relation", nillable=False, required_on_create=True),
+            _ref("AccountId", ("Account",), "Account", **read_only),
+            _bool("IsWhat"),
+            _bool("IsInvitee"),
+            _pick("Status", ("New", "Accepted", "Declined")),
+        ]),
     ]
 
 

@@ -43,6 +43,12 @@ def _sys(alias: str, created: str = "created_at") -> dict[str, str]:
 _RECORD_TYPES = (
     "(SELECT 1 AS n, 'New Business' AS name UNION ALL SELECT 2, 'Renewal' UNION ALL SELECT 3, 'Expansion') r"
 )
+# Every contact who took part in an activity (Task/EventRelation), numbered per kind of parent.
+_RELATIONS = (
+    "(SELECT a.n, a.account_n, a.created_at, a.updated_at, a.is_deleted, j.value AS contact_n, "
+    "ROW_NUMBER() OVER (ORDER BY a.n, j.key) AS relation_n "
+    "FROM book.activities a, json_each(a.contact_ns) j WHERE a.kind {}) r"
+)
 _DIRECTION = "CASE a.direction WHEN 'inbound' THEN 'Inbound' WHEN 'outbound' THEN 'Outbound' END"
 _FIRST_CONTACT = "sfid('Contact', a.first_contact_n)"
 _ACTIVITIES = (
@@ -130,9 +136,22 @@ BOOK_MAPPING: dict[str, tuple[str, dict[str, str], str]] = {
         "OwnerId": "sfid('User', a.owner_n)", "Description": "a.body", "Direction__c": _DIRECTION,
         **_sys("a"), "IsDeleted": "a.is_deleted",
     }, "a.n"),
+    "TaskRelation": (_RELATIONS.format("IN ('email', 'call', 'note')"), {
+        "Id": "sfkey('0RT', r.relation_n)", "TaskId": "sfid('Task', r.n)", "RelationId": "sfid('Contact', r.contact_n)",
+        "AccountId": "sfid('Account', r.account_n)", "IsWhat": "0", **_sys("r"), "IsDeleted": "r.is_deleted",
+    }, "r.relation_n"),
+    "EventRelation": (_RELATIONS.format("= 'meeting'"), {
+        "Id": "sfkey('0RE', r.relation_n)", "EventId": "sfid('Event', r.n)",
+        "RelationId": "sfid('Contact', r.contact_n)",
+        "AccountId": "sfid('Account', r.account_n)", "IsWhat": "0", "IsInvitee": "1", "Status": "'Accepted'",
+        **_sys("r"), "IsDeleted": "r.is_deleted",
+    }, "r.relation_n"),
 }  # fmt: skip
 
-INDEXED = ("SystemModstamp", "AccountId", "WhatId", "WhoId", "OpportunityId", "ContactId", "OwnerId")
+INDEXED = (
+    "SystemModstamp", "AccountId", "WhatId", "WhoId", "OpportunityId", "ContactId", "OwnerId", "TaskId", "EventId",
+    "RelationId",
+)  # fmt: skip
 
 # Values Salesforce derives from others after every write (formula-like and system fields).
 _DERIVED: dict[str, str] = {
@@ -243,7 +262,10 @@ class OrgStore:
         """``sfid_tail(n, tail)`` for every n the book uses (the largest table, or the contact roles)."""
         tables = ("accounts", "users", "contacts", "activities", "deals", "tickets")
         largest = " UNION ALL ".join(f"SELECT max(n) AS m FROM book.{t}" for t in tables)
-        roles = "SELECT sum(json_array_length(contact_ns)) FROM book.deals"
+        roles = (
+            "SELECT sum(json_array_length(contact_ns)) FROM book.deals "
+            "UNION ALL SELECT sum(json_array_length(contact_ns)) FROM book.activities"
+        )
         (top,) = self.conn.execute(f"SELECT max(m) FROM ({largest} UNION ALL {roles} UNION ALL SELECT 3)").fetchone()
         self.conn.execute("CREATE TEMP TABLE sfid_tail (n INTEGER PRIMARY KEY, tail TEXT NOT NULL)")
         self.conn.execute(

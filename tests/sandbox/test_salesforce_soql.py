@@ -272,3 +272,13 @@ def test_sql_built_ids_equal_salesforce_id(n: int) -> None:
     finally:
         conn.close()
     assert built == (salesforce_id("Task", n), salesforce_id("Account", n))
+
+
+def test_task_and_event_relations_list_every_participant(sf_app: SalesforceApp, sf_sandbox: Sandbox) -> None:
+    sql = "SELECT sum(json_array_length(contact_ns)) FROM activities WHERE is_deleted = 0 AND kind {}"
+    task_people = book_count(sf_sandbox, sql.format("IN ('email', 'call', 'note')"))
+    event_people = book_count(sf_sandbox, sql.format("= 'meeting'"))
+    assert run(sf_app, "SELECT COUNT() FROM TaskRelation")[1]["totalSize"] == task_people
+    assert run(sf_app, "SELECT COUNT() FROM EventRelation")[1]["totalSize"] == event_people
+    first = ok(sf_app, "SELECT Task.WhoId, RelationId FROM TaskRelation ORDER BY Id LIMIT 1")[0]
+    assert first["Task"]["WhoId"] == first["RelationId"]
