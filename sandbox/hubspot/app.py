@@ -21,6 +21,8 @@ from sandbox.http import SandboxRequest, SandboxResponse
 from sandbox.hubspot.objects import (
     ALL_TYPE_IDS,
     ASSOCIATION_TYPE_IDS,
+    BODY_PROPERTY,
+    PREVIEW_CHARS,
     PRIMARY_TYPE_IDS,
     SINGULAR,
     v3_association_name,
@@ -169,10 +171,13 @@ class HubSpotApp:
             verdict = self.limits.count(is_search=is_search, daily_limit=self.faults.profile.daily_limit)
             if verdict.policy is not None:
                 return self._rate_limited(verdict.policy, verdict.headers)
+            self.store.db.execute("BEGIN")  # one transaction per request: a 100-record batch commits once
             try:
                 response = self._route(request)
             except ApiError as error:
                 response = self._error(error)
+            finally:
+                self.store.db.execute("COMMIT")
             response.headers.update(verdict.headers)
             return response
 
@@ -375,6 +380,10 @@ class HubSpotApp:
         props[MODIFIED_PROPERTY[object_type]] = row.updated_at
         props["hs_lastmodifieddate"] = row.updated_at
         props.setdefault(CREATED_PROPERTY[object_type], row.created_at)
+        body = BODY_PROPERTY.get(object_type)
+        if body is not None:
+            text = props.get(body)
+            props["hs_body_preview"] = text[:PREVIEW_CHARS] if isinstance(text, str) else None
         return props
 
     def _selected(self, object_type: str, row: Row, names: list[str] | None) -> dict[str, Any]:
@@ -782,14 +791,15 @@ class HubSpotApp:
             raise ApiError(400, "limit and after must be integers", "VALIDATION_ERROR") from None
         if limit > MAX_LIMIT:
             raise ApiError(400, f"limit must be less than or equal to {MAX_LIMIT}", "VALIDATION_ERROR")
-        limit = max(limit, 1)
-        if offset + limit > MAX_RESULTS and offset >= MAX_RESULTS:
+        if offset >= MAX_RESULTS:
             raise ApiError(
                 400,
                 f"There was a problem with the request: the search can page through at most "
                 f"{MAX_RESULTS} results (after={offset}).",
                 "VALIDATION_ERROR",
             )
+        # A page never reaches past the 10,000th result; the next ``after`` then points at the refused offset.
+        limit = max(min(limit, MAX_RESULTS - offset), 1)
         try:
             compiled = SearchCompiler(object_type, self.registry, self.store.associated_ns).compile(body)
         except SearchError as error:

@@ -60,8 +60,6 @@ _TICKET_STAGE = (
     "(CASE r.status WHEN 'new' THEN '1' WHEN 'pending' THEN '2' WHEN 'open' THEN '3' WHEN 'closed' THEN '4' END)"
 )
 
-_PREVIEW = "substr(r.body, 1, 512)"
-
 
 def _engagement(kind: str, *specific: tuple[str, str]) -> Projection:
     return Projection(
@@ -75,7 +73,6 @@ def _engagement(kind: str, *specific: tuple[str, str]) -> Projection:
             ("hs_timestamp", ts("r.occurred_at")),
             ("hubspot_owner_id", hs_id("owners", "r.owner_n")),
             ("hs_activity_type", "NULL"),
-            ("hs_body_preview", _PREVIEW),
             *specific,
         ),
     )
@@ -189,6 +186,15 @@ PROJECTIONS: dict[str, Projection] = {
     ),
     "notes": _engagement("note", ("hs_note_body", "r.body")),
 }
+
+# The body property of each engagement type; ``hs_body_preview`` is derived from it when read, not stored.
+BODY_PROPERTY = {
+    "calls": "hs_call_body",
+    "emails": "hs_email_text",
+    "meetings": "hs_meeting_body",
+    "notes": "hs_note_body",
+}
+PREVIEW_CHARS = 512
 
 ENGAGEMENT_KINDS = {"calls": "call", "emails": "email", "meetings": "meeting", "notes": "note"}
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.hubspot.objects import SINGULAR
+from sandbox.hubspot.objects import BODY_PROPERTY, PREVIEW_CHARS, SINGULAR
 from sandbox.hubspot.properties import MODIFIED_PROPERTY, PropertyRegistry
 from sandbox.ids import HUBSPOT_OFFSETS
 
@@ -119,6 +119,8 @@ class SearchCompiler:
             return f"(n + {HUBSPOT_OFFSETS[self.object_type]})", "number"
         if name in (MODIFIED_PROPERTY[self.object_type], "hs_lastmodifieddate"):
             return "updated_at", "datetime"
+        if name == "hs_body_preview" and self.object_type in BODY_PROPERTY:
+            return f"substr(json_extract(props, '$.{BODY_PROPERTY[self.object_type]}'), 1, {PREVIEW_CHARS})", "string"
         prop = self.registry.get(self.object_type, name)
         if prop is None:
             raise SearchError(f"Unable to find property {name} for object type {self.object_type}")

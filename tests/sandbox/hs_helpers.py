@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,6 +63,10 @@ class HubSpotSandbox:
             self.apis[path] = target
         return self.apis[path]
 
+    def stop(self) -> None:
+        self.server.stop()
+        self.app.close()
+
     def live_ids(self, table: str, object_type: str, count: int) -> list[str]:
         """HubSpot ids of the first ``count`` live (not deleted) rows of a book table."""
         with self.book.connect() as conn:
@@ -92,4 +97,6 @@ def shared_sandbox() -> HubSpotSandbox:
     app = make_app(book, faults, clock)
     server = SandboxServer(app, faults).start()
     app.set_base_url(server.url)
-    return HubSpotSandbox(book, faults, clock, app, server)
+    sandbox = HubSpotSandbox(book, faults, clock, app, server)
+    atexit.register(sandbox.stop)
+    return sandbox

@@ -362,3 +362,18 @@ def test_token_expiry_counts_only_authenticated_calls() -> None:
     expired = call(emulator, "GET", "/crm/v3/objects/companies?limit=1")
     assert (expired.status, payload(expired)["category"]) == (401, "EXPIRED_AUTHENTICATION")
     emulator.close()
+
+
+def test_search_pages_stop_at_the_10000th_result_and_the_next_page_is_refused(app: HubSpotApp) -> None:
+    app.store.db.execute("BEGIN")  # one transaction keeps 10,050 inserts fast
+    for i in range(10_050):
+        props = {"hs_task_subject": f"bulk {i}", "hs_timestamp": "2026-11-05T00:00:00.000Z"}
+        app.store.insert("tasks", props, "2026-11-02T09:00:00.000Z", "INTEGRATION")
+    app.store.db.execute("COMMIT")
+    last = payload(call(app, "POST", "/crm/v3/objects/tasks/search", {"limit": 200, "after": "9950"}))
+    assert last["total"] == 10_050
+    assert len(last["results"]) == 50
+    assert last["paging"]["next"]["after"] == "10000"
+    refused = call(app, "POST", "/crm/v3/objects/tasks/search", {"limit": 200, "after": "10000"})
+    assert refused.status == 400
+    assert payload(refused)["category"] == "VALIDATION_ERROR"

@@ -508,8 +508,9 @@ def test_page_round_trip_is_a_few_milliseconds(hs: HubSpotSandbox) -> None:
         f"\nHubSpot page round trip (median): raw HTTP 100 records {raw_100:.2f} ms; "
         f"client get_page 10 records {client_10:.2f} ms, 100 records {client_100:.2f} ms"
     )
-    assert raw_100 < 10.0
-    assert client_10 < 10.0
+    # Loose bounds (the suite shares two cores); a lost TCP_NODELAY alone costs ~44 ms per call.
+    assert raw_100 < 30.0
+    assert client_10 < 30.0
 
 
 def _snake(body: dict[str, object]) -> dict[str, object]:
