@@ -315,15 +315,19 @@ def render(plan: Plan, row: tuple[Any, ...], schema: Schema, base_path: str) -> 
         target = schema.by_prefix(fk)
         nodes[rel.path] = {"attributes": _attributes(target.name if target else "Name", fk, base_path)}
     for column, index in plan.columns:
+        path = column.path
+        if len(path) == 1:  # the common case: a field of the queried object
+            record[path[0]] = to_json(column.field, row[index])
+            continue
         holder: dict[str, Any] = record
-        for depth in range(1, len(column.path)):
-            node = nodes[column.path[:depth]]
-            holder.setdefault(column.path[depth - 1], node)
+        for depth in range(1, len(path)):
+            node = nodes[path[:depth]]
+            holder.setdefault(path[depth - 1], node)
             if node is None:
                 break
             holder = node
         else:
-            holder[column.path[-1]] = to_json(column.field, row[index])
+            holder[path[-1]] = to_json(column.field, row[index])
     return record
 
 

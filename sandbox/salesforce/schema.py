@@ -351,16 +351,14 @@ class Schema:
     def __init__(self, objects: list[SObject]) -> None:
         self.objects = {o.name: o for o in objects}
         self._by_lower = {o.name.lower(): o for o in objects}
+        self._by_prefix = {o.key_prefix: o for o in objects}
 
     def get(self, name: str) -> SObject | None:
         return self._by_lower.get(name.lower())
 
     def by_prefix(self, record_id: str) -> SObject | None:
         """The object an Id belongs to, from its three-character key prefix."""
-        for o in self.objects.values():
-            if record_id.startswith(o.key_prefix):
-                return o
-        return None
+        return self._by_prefix.get(record_id[:3])
 
     def reset(self) -> None:
         for o in self.objects.values():

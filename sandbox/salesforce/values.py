@@ -34,17 +34,18 @@ def full_id(record_id: str) -> str:
     return record_id
 
 
+_CONVERTED = NUMBER_TYPES | {"boolean"}
+
+
 def to_json(f: Field, stored: Any) -> Any:
     """A stored value as the REST API returns it."""
-    if stored is None:
-        return None
+    if stored is None or f.type not in _CONVERTED:
+        return stored
     if f.type == "boolean":
         return bool(stored)
     if f.type == "int":
         return int(stored)
-    if f.type in NUMBER_TYPES:
-        return float(stored)
-    return stored
+    return float(stored)
 
 
 def to_csv(f: Field, stored: Any) -> str:
