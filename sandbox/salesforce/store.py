@@ -220,6 +220,7 @@ class OrgStore:
         self.conn.execute("PRAGMA synchronous = OFF")
         self.conn.execute("PRAGMA cache_size = -200000")
         self._physical: dict[str, list[str]] = {}
+        self._defaults: dict[str, dict[str, Any]] = {}  # table -> value of a run-time column on unwritten rows
         self._undo: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._build(book_path)
         self._first_new = {o.name: self._max_index(o) + 1 for o in self._all_objects()}
@@ -424,9 +425,14 @@ class OrgStore:
         """Make room for a custom field (kept physically across resets; values are nulled by the undo log)."""
         obj.add_field(f)
         physical = self._physical[obj.table]
+        default = 0 if f.type == "boolean" else None  # an unchecked checkbox reads false, not null
         if f.name not in physical:
-            self.conn.execute(f'ALTER TABLE {obj.table} ADD COLUMN "{f.name}" {_sql_type(f)}')
+            clause = " DEFAULT 0" if default is not None else ""
+            self.conn.execute(f'ALTER TABLE {obj.table} ADD COLUMN "{f.name}" {_sql_type(f)}{clause}')
             physical.append(f.name)
+        elif default is not None:
+            self.conn.execute(f'UPDATE {obj.table} SET "{f.name}" = 0 WHERE "{f.name}" IS NULL')
+        self._defaults.setdefault(obj.table, {})[f.name] = default
 
     @contextmanager
     def savepoint(self) -> Iterator[Callable[[], None]]:
@@ -455,7 +461,8 @@ class OrgStore:
                 self.conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
                 continue
             names = self._physical[table]
-            values = [original.get(n) for n in names]
+            defaults = self._defaults.get(table, {})
+            values = [original[n] if n in original else defaults.get(n) for n in names]
             assignments = ", ".join(f'"{n}" = ?' for n in names)
             self.conn.execute(f"UPDATE {table} SET {assignments} WHERE rowid = ?", [*values, rowid])
         self.conn.execute("COMMIT")

@@ -406,3 +406,14 @@ def test_composite_get_returns_records_in_order_with_null_for_missing(sf: Any, s
     sf_app.delete("Account", ids[0])
     with pytest.raises(SalesforceResourceNotFound):
         sf.Account.get(ids[0])
+
+
+def test_a_new_checkbox_field_reads_false_until_written(sf: Any) -> None:
+    body = {"FullName": "Account.Health_At_Risk__c", "Metadata": {"label": "At Risk", "type": "Checkbox"}}
+    sf.restful("tooling/sobjects/CustomField", method="POST", json=body)
+    account = salesforce_id("Account", 1)
+    sf.Account.update(account, {"Health_At_Risk__c": True})
+    flagged = sf.query_all("SELECT Id FROM Account WHERE Health_At_Risk__c = true")["records"]
+    unflagged = sf.query_all("SELECT Id, Health_At_Risk__c FROM Account WHERE Health_At_Risk__c = false")["records"]
+    assert [r["Id"] for r in flagged] == [account]
+    assert unflagged and {r["Health_At_Risk__c"] for r in unflagged} == {False}
