@@ -322,7 +322,7 @@ class _Cycle:
     def _writeback(self, connectors: list[Any], budget: BudgetPlan) -> None:
         if not self.config.writeback.enabled:
             return
-        clients = {c.name: c.client for c in connectors if c.name in CRMS and getattr(c, "client", None) is not None}
+        clients = crm_clients(connectors)
         crms = [crm for crm in _crms(connectors) if crm in clients and not budget.is_deferred(f"write:{crm}")]
         if not crms:
             return
@@ -355,6 +355,11 @@ def _safe_streams(connector: Any) -> list[Any]:
         return list(connector.streams())
     except HealthAgentError:
         return []
+
+
+def crm_clients(connectors: Sequence[Any]) -> dict[str, Any]:
+    """crm -> its connector's API client (shared by pull and writeback: one budget, one retry policy)."""
+    return {c.name: c.client for c in connectors if c.name in CRMS and getattr(c, "client", None) is not None}
 
 
 def _crms(connectors: Sequence[Any]) -> list[str]:

@@ -18,7 +18,7 @@ from rich.table import Table
 from agent.commands.output import progress_printer
 from agent.context import CommandContext
 from agent.report import RunReport
-from agent.run import run_once
+from agent.run import crm_clients, run_once
 from agent.settings import Settings
 from core.config import AgentConfig
 from core.redaction import register_secrets
@@ -50,8 +50,7 @@ def run(
         engine = make_engine(database_url)
         upgrade(engine)
         credentials = Credentials.model_validate(settings.model_dump(include=set(Credentials.model_fields)))
-        connectors = build_connectors(config.sources, config.limits, credentials)
-        clients = {c.name: c.client for c in connectors if c.name in _crms(crm)}  # type: ignore[attr-defined]
+        clients = crm_clients(build_connectors(config.sources, config.limits, credentials))
         _say(ctx, f"Provisioning the agent's fields in {', '.join(clients)} ...")
         provisioned = provision(config, clients, apply=True)
         if not provisioned.ok:
