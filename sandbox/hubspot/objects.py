@@ -42,11 +42,11 @@ class Projection:
     """The book query behind one object type: its row source and property expressions."""
 
     source: str  # FROM clause over the attached ``book`` schema, aliased ``r``
-    created: str  # book column of the creation time
-    updated: str
-    archived: str  # SQL truth value
     properties: tuple[tuple[str, str], ...]  # (property name, SQL expression)
     where: str = "1"
+    created: str = "r.created_at"  # book column of the creation time
+    updated: str = "r.updated_at"
+    archived: str = "r.is_deleted = 1"  # SQL truth value
 
 
 _STAGE = (
@@ -65,9 +65,6 @@ def _engagement(kind: str, *specific: tuple[str, str]) -> Projection:
     return Projection(
         source="book.activities AS r",
         where=f"r.kind = '{kind}'",
-        created="r.created_at",
-        updated="r.updated_at",
-        archived="r.is_deleted = 1",
         properties=(
             ("hs_createdate", ts("r.created_at")),
             ("hs_timestamp", ts("r.occurred_at")),
@@ -81,9 +78,6 @@ def _engagement(kind: str, *specific: tuple[str, str]) -> Projection:
 PROJECTIONS: dict[str, Projection] = {
     "companies": Projection(
         source="book.accounts AS r",
-        created="r.created_at",
-        updated="r.updated_at",
-        archived="r.is_deleted = 1",
         properties=(
             ("name", "r.name"),
             ("domain", "r.domain"),
@@ -103,9 +97,6 @@ PROJECTIONS: dict[str, Projection] = {
     ),
     "contacts": Projection(
         source="book.contacts AS r",
-        created="r.created_at",
-        updated="r.updated_at",
-        archived="r.is_deleted = 1",
         properties=(
             ("firstname", "r.first_name"),
             ("lastname", "r.last_name"),
@@ -122,9 +113,6 @@ PROJECTIONS: dict[str, Projection] = {
     ),
     "deals": Projection(
         source="book.deals AS r LEFT JOIN book.accounts AS a ON a.n = r.account_n",
-        created="r.created_at",
-        updated="r.updated_at",
-        archived="r.is_deleted = 1",
         properties=(
             ("dealname", "r.name"),
             ("dealtype", "(CASE r.kind WHEN 'new_business' THEN 'newbusiness' ELSE 'existingbusiness' END)"),
@@ -141,9 +129,6 @@ PROJECTIONS: dict[str, Projection] = {
     ),
     "tickets": Projection(
         source="book.tickets AS r LEFT JOIN book.accounts AS a ON a.n = r.account_n",
-        created="r.created_at",
-        updated="r.updated_at",
-        archived="r.is_deleted = 1",
         properties=(
             ("subject", "r.subject"),
             ("content", "NULL"),

@@ -77,6 +77,11 @@ def _p(name: str, label: str, type_: str, group: str, *options: str, custom: boo
     return PropDef(name, label, type_, group, tuple(options), hubspot_defined=not custom, read_only=ro)
 
 
+def _enum(name: str, label: str, group: str, options: str) -> PropDef:
+    """An enumeration property whose allowed values are ``options``, space-separated."""
+    return PropDef(name, label, "enumeration", group, tuple(options.split()))
+
+
 def _common(group: str, modified: str = "hs_lastmodifieddate") -> list[PropDef]:
     return [
         _p("hs_object_id", "Record ID", "number", group, ro=True),
@@ -115,19 +120,11 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("annualrevenue", "Annual Revenue", "number", "companyinformation"),
             _p("description", "Description", "string", "companyinformation"),
             _p("lifecyclestage", "Lifecycle Stage", "enumeration", "companyinformation", *LIFECYCLE_STAGES),
-            _p(
+            _enum(
                 "hs_lead_status",
                 "Lead Status",
-                "enumeration",
                 "companyinformation",
-                "NEW",
-                "OPEN",
-                "IN_PROGRESS",
-                "OPEN_DEAL",
-                "UNQUALIFIED",
-                "ATTEMPTED_TO_CONTACT",
-                "CONNECTED",
-                "BAD_TIMING",
+                "NEW OPEN IN_PROGRESS OPEN_DEAL UNQUALIFIED ATTEMPTED_TO_CONTACT CONNECTED BAD_TIMING",
             ),
         ],
         "customer_health": [
@@ -159,18 +156,12 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("dealname", "Deal Name", "string", "dealinformation"),
             _p("dealtype", "Deal Type", "enumeration", "dealinformation", "newbusiness", "existingbusiness"),
             _p("pipeline", "Pipeline", "enumeration", "dealinformation", "default"),
-            _p(
+            _enum(
                 "dealstage",
                 "Deal Stage",
-                "enumeration",
                 "dealinformation",
-                "appointmentscheduled",
-                "qualifiedtobuy",
-                "presentationscheduled",
-                "decisionmakerboughtin",
-                "contractsent",
-                "closedwon",
-                "closedlost",
+                "appointmentscheduled qualifiedtobuy presentationscheduled decisionmakerboughtin contractsent "
+                "closedwon closedlost",
             ),
             _p("closedate", "Close Date", "datetime", "dealinformation"),
             _p("amount", "Amount", "number", "dealinformation"),
@@ -198,15 +189,11 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("hs_pipeline", "Pipeline", "enumeration", "ticketinformation", "0"),
             _p("hs_pipeline_stage", "Ticket status", "enumeration", "ticketinformation", "1", "2", "3", "4"),
             _p("hs_ticket_priority", "Priority", "enumeration", "ticketinformation", "LOW", "MEDIUM", "HIGH", "URGENT"),
-            _p(
+            _enum(
                 "hs_ticket_category",
                 "Category",
-                "enumeration",
                 "ticketinformation",
-                "PRODUCT_ISSUE",
-                "BILLING_ISSUE",
-                "FEATURE_REQUEST",
-                "GENERAL_INQUIRY",
+                "PRODUCT_ISSUE BILLING_ISSUE FEATURE_REQUEST GENERAL_INQUIRY",
             ),
             _p("closed_date", "Close date", "datetime", "ticketinformation"),
         ],
@@ -222,21 +209,11 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("hs_call_body", "Call notes", "string", "engagement"),
             _p("hs_call_direction", "Call direction", "enumeration", "engagement", "INBOUND", "OUTBOUND"),
             _p("hs_call_duration", "Call duration", "number", "engagement"),
-            _p(
+            _enum(
                 "hs_call_status",
                 "Call status",
-                "enumeration",
                 "engagement",
-                "BUSY",
-                "CALLING_CRM_USER",
-                "CANCELED",
-                "COMPLETED",
-                "CONNECTING",
-                "FAILED",
-                "IN_PROGRESS",
-                "NO_ANSWER",
-                "QUEUED",
-                "RINGING",
+                "BUSY CALLING_CRM_USER CANCELED COMPLETED CONNECTING FAILED IN_PROGRESS NO_ANSWER QUEUED RINGING",
             ),
         ],
     },
@@ -246,26 +223,8 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             *_ENGAGEMENT_COMMON,
             _p("hs_email_subject", "Email subject", "string", "engagement"),
             _p("hs_email_text", "Email body", "string", "engagement"),
-            _p(
-                "hs_email_direction",
-                "Email direction",
-                "enumeration",
-                "engagement",
-                "EMAIL",
-                "INCOMING_EMAIL",
-                "FORWARDED_EMAIL",
-            ),
-            _p(
-                "hs_email_status",
-                "Email send status",
-                "enumeration",
-                "engagement",
-                "BOUNCED",
-                "FAILED",
-                "SCHEDULED",
-                "SENDING",
-                "SENT",
-            ),
+            _enum("hs_email_direction", "Email direction", "engagement", "EMAIL INCOMING_EMAIL FORWARDED_EMAIL"),
+            _enum("hs_email_status", "Email send status", "engagement", "BOUNCED FAILED SCHEDULED SENDING SENT"),
         ],
     },
     "meetings": {
@@ -276,16 +235,11 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("hs_meeting_body", "Meeting description", "string", "engagement"),
             _p("hs_meeting_start_time", "Start Time", "datetime", "engagement"),
             _p("hs_meeting_end_time", "End Time", "datetime", "engagement"),
-            _p(
+            _enum(
                 "hs_meeting_outcome",
                 "Meeting outcome",
-                "enumeration",
                 "engagement",
-                "SCHEDULED",
-                "COMPLETED",
-                "RESCHEDULED",
-                "NO_SHOW",
-                "CANCELED",
+                "SCHEDULED COMPLETED RESCHEDULED NO_SHOW CANCELED",
             ),
         ],
     },
@@ -305,17 +259,7 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             _p("hs_timestamp", "Due date", "datetime", "task"),
             _p("hs_task_subject", "Task Title", "string", "task"),
             _p("hs_task_body", "Notes", "string", "task"),
-            _p(
-                "hs_task_status",
-                "Task Status",
-                "enumeration",
-                "task",
-                "NOT_STARTED",
-                "IN_PROGRESS",
-                "WAITING",
-                "COMPLETED",
-                "DEFERRED",
-            ),
+            _enum("hs_task_status", "Task Status", "task", "NOT_STARTED IN_PROGRESS WAITING COMPLETED DEFERRED"),
             _p("hs_task_priority", "Priority", "enumeration", "task", "NONE", "LOW", "MEDIUM", "HIGH"),
             _p("hs_task_type", "Task Type", "enumeration", "task", "EMAIL", "CALL", "TODO", "LINKED_IN"),
         ],
