@@ -9,6 +9,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sandbox.faults import FaultState
 from sandbox.http import SandboxRequest, SandboxTokens
@@ -282,3 +284,16 @@ def test_task_and_event_relations_list_every_participant(sf_app: SalesforceApp, 
     assert run(sf_app, "SELECT COUNT() FROM EventRelation")[1]["totalSize"] == event_people
     first = ok(sf_app, "SELECT Task.WhoId, RelationId FROM TaskRelation ORDER BY Id LIMIT 1")[0]
     assert first["Task"]["WhoId"] == first["RelationId"]
+
+
+def _soql_literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\t", "\\t") + "'"
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40))
+def test_any_escaped_string_parses_back_to_itself(text: str) -> None:
+    query = parse(f"SELECT Id FROM Account WHERE Name = {_soql_literal(text)} AND Type != 'x'")
+    assert isinstance(query.where, And)
+    first = query.where.items[0]
+    assert isinstance(first, Comparison)
+    assert first.values[0].value == text
