@@ -7,7 +7,7 @@ Callers own the transaction: an outcome and the ledger rows that record it commi
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,8 @@ class FieldOutcome:
     field: str
     value: Canonical
     previous_value: Canonical
-    outcome: str  # written | already_current | failed | skipped_human_edit | review_task | overwrote_human_edit
+    # attempt | written | already_current | failed | skipped_human_edit | review_task | overwrote_human_edit
+    outcome: str
     error: str | None = None
 
     @property
@@ -58,8 +59,62 @@ def written_values(
     return out
 
 
+def record_attempts(conn: Connection, run_id: str, attempts: Sequence[FieldOutcome], at: datetime) -> None:
+    """Note values about to be sent (outcome ``attempt``), committed before the call: if the process dies
+    before the outcome is recorded, the next run knows a value it finds in the CRM came from the agent."""
+    _insert_rows(conn, run_id, [replace(a, outcome="attempt") for a in attempts], at)
+
+
+def agent_attempted(conn: Connection, crm: str, object_type: str, record_id: str, field: str, value: Canonical) -> bool:
+    """True when the agent once sent ``value`` to this field without recording that it landed."""
+    query = select(_WL.c.id).where(
+        _WL.c.crm == crm, _WL.c.object_type == object_type, _WL.c.record_id == record_id, _WL.c.field == field,
+        _WL.c.value == encode(value), _WL.c.outcome == "attempt",
+    ).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def record_outcomes(conn: Connection, run_id: str, outcomes: Sequence[FieldOutcome], at: datetime) -> None:
-    """Add the outcomes to the audit trail and move ``written_fields`` for every value that landed."""
+    """Add the outcomes to the audit trail and move ``written_fields`` for every value that landed.
+
+    A landed value settles its field: the ``attempt`` rows of that field (from any run) are removed. The
+    attempts of values that did not land stay, so the next plan re-checks those fields.
+    """
+    if not outcomes:
+        return
+    landed = [o for o in outcomes if o.landed]
+    by_object: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for o in landed:
+        by_object.setdefault((o.crm, o.object_type), []).append((o.record_id, o.field))
+    for (crm, object_type), keys in by_object.items():
+        for start in range(0, len(keys), _CHUNK):
+            conn.execute(_WL.delete().where(
+                _WL.c.outcome == "attempt", _WL.c.crm == crm, _WL.c.object_type == object_type,
+                tuple_(_WL.c.record_id, _WL.c.field).in_(keys[start : start + _CHUNK]),
+            ))
+    _insert_rows(conn, run_id, outcomes, at)
+    rows = [
+        {"crm": o.crm, "object_type": o.object_type, "record_id": o.record_id, "field": o.field,
+         "value": encode(o.value), "written_at": at, "run_id": run_id}
+        for o in landed
+    ]
+    upsert_rows(conn, _WF, rows, ("crm", "object_type", "record_id", "field"))
+
+
+def unconfirmed(conn: Connection, crm: str, object_type: str, record_ids: Sequence[str]) -> set[tuple[str, str]]:
+    """(record id, field) pairs with a value the agent sent but never saw land (a crash, a failure): the CRM
+    may hold it, so ``written_fields`` cannot be trusted there until a write lands."""
+    out: set[tuple[str, str]] = set()
+    for start in range(0, len(record_ids), _CHUNK):
+        query = select(_WL.c.record_id, _WL.c.field).distinct().where(
+            _WL.c.outcome == "attempt", _WL.c.crm == crm, _WL.c.object_type == object_type,
+            _WL.c.record_id.in_(list(record_ids[start : start + _CHUNK])),
+        )
+        out.update((rid, f) for rid, f in conn.execute(query))
+    return out
+
+
+def _insert_rows(conn: Connection, run_id: str, outcomes: Sequence[FieldOutcome], at: datetime) -> None:
     if not outcomes:
         return
     conn.execute(
@@ -73,13 +128,6 @@ def record_outcomes(conn: Connection, run_id: str, outcomes: Sequence[FieldOutco
             for o in outcomes
         ],
     )
-    landed = [
-        {"crm": o.crm, "object_type": o.object_type, "record_id": o.record_id, "field": o.field,
-         "value": encode(o.value), "written_at": at, "run_id": run_id}
-        for o in outcomes
-        if o.landed
-    ]
-    upsert_rows(conn, _WF, landed, ("crm", "object_type", "record_id", "field"))
 
 
 def recent_writes(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
@@ -140,15 +188,4 @@ def set_task_status(conn: Connection, keys: Sequence[str], status: str, at: date
             update(_TL)
             .where(_TL.c.dedupe_key.in_(list(keys[start : start + _CHUNK])))
             .values(status=status, completed_at=at, last_checked_at=at)
-        )
-
-
-def forget_written(conn: Connection, crm: str, object_type: str, keys: Sequence[tuple[str, str]]) -> None:
-    """Drop ``written_fields`` rows of (record id, field) pairs (used when a record is gone from the CRM)."""
-    for start in range(0, len(keys), _CHUNK):
-        conn.execute(
-            _WF.delete().where(
-                _WF.c.crm == crm, _WF.c.object_type == object_type,
-                tuple_(_WF.c.record_id, _WF.c.field).in_(list(keys[start : start + _CHUNK])),
-            )
         )

@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import Connection, Engine, and_, desc, func, select
 
 from core.config import AgentConfig
-from core.config.writeback import OUTPUTS, OutputKind, TaskRule, WritebackConfig
+from core.config.writeback import COMPANION_OUTPUTS, OUTPUTS, OutputKind, TaskRule, WritebackConfig
 from core.records import now_utc
 from store.models import Account, Activity, ActivityParticipant, Contact, ScoreHistory
 from writeback import ledger
@@ -222,21 +222,26 @@ def _field_changes(conn: Connection, wb: WritebackConfig, crm: str, rows: list[S
     if not mapping:
         return []
     object_type = wb.salesforce.object if crm == "salesforce" else "companies"
-    written = ledger.written_values(conn, crm, object_type, [r.record_id for r in rows])
+    record_ids = [r.record_id for r in rows]
+    written = ledger.written_values(conn, crm, object_type, record_ids)
+    unsure = ledger.unconfirmed(conn, crm, object_type, record_ids)
     out: list[FieldChange] = []
     for row in rows:
         values = output_values(row)
         last = written.get(row.record_id, {})
+        record_changes: list[FieldChange] = []
         for output, crm_field in mapping.items():
             kind = OUTPUTS[output][0]
             new = values[output]
             old = last.get(crm_field)
             if crm_field not in last and new is None:
                 continue  # nothing to write into a field the agent never wrote
-            if differs(kind, old, new, wb.min_delta.get(output, 0.0)):
-                out.append(
+            if (row.record_id, crm_field) in unsure or differs(kind, old, new, wb.min_delta.get(output, 0.0)):
+                record_changes.append(
                     FieldChange(crm, object_type, row.record_id, row.account_id, output, crm_field, kind, old, new)
                 )
+        if any(c.output not in COMPANION_OUTPUTS or (c.record_id, c.field) in unsure for c in record_changes):
+            out.extend(record_changes)
     return out
 
 
@@ -312,7 +317,8 @@ def resolve_current_values(
     """Compare each change with the CRM's current value and apply the human-edit policy, in place.
 
     A value already equal to the desired one needs no write (e.g. a write that landed just before a crash).
-    A value other than the one the agent last wrote is a human edit: overwrite, skip it, or skip it and
+    A value the agent itself sent in an attempt it never confirmed (a crash or time-out mid-call) is not an
+    edit either. Any other value than the one the agent last wrote is a human edit: overwrite, skip it, or skip it and
     open a review task, per ``writeback.human_edits``.
     """
     policy = plan.config.human_edits
@@ -327,7 +333,12 @@ def resolve_current_values(
         known = replace(change, current=now_there, current_known=True)
         if not differs(change.kind, now_there, change.new):
             resolved.append(replace(known, action="already_current"))
-        elif change.old is not None and differs(change.kind, change.old, now_there):
+        elif (
+            change.old is not None
+            and differs(change.kind, change.old, now_there)
+            and not ledger.agent_attempted(conn, change.crm, change.object_type, change.record_id, change.field,
+                                           now_there)
+        ):
             action = {"overwrite": "write", "skip_and_report": "skip_human_edit",
                       "keep_and_review_task": "review_task"}[policy]
             resolved.append(replace(known, action=action, human_edit=True))

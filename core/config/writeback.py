@@ -35,8 +35,11 @@ OUTPUTS: dict[str, tuple[OutputKind, str]] = {
     "lonely_client": ("boolean", "flag: lonely client"),
     "champion_gone": ("boolean", "flag: champion gone"),
     "expansion_signal": ("boolean", "flag: expansion signal"),
-    "scored_at": ("datetime", "when the score was computed (UTC)"),
+    "scored_at": ("datetime", "when the written values were computed (UTC); written only with another change"),
 }
+# Outputs written only along with another change of the same record: the time of the values, not a change itself
+# (otherwise every run would rewrite every record).
+COMPANION_OUTPUTS = ("scored_at",)
 NUMERIC_OUTPUTS = tuple(name for name, (kind, _) in OUTPUTS.items() if kind in ("number", "integer"))
 
 # Salesforce standard Account fields people are most likely to map by mistake; any name without __c is refused.

@@ -149,14 +149,11 @@ def limits_for(write_batch_size: int | None = None, **salesforce: Any) -> Limits
 
 def make_clients(sandbox: Sandbox, limits: LimitsConfig | None = None) -> dict[str, Any]:
     """A SalesforceClient and a HubSpotClient against the sandbox (real libraries, TLS for Salesforce)."""
-    env = sandbox.env()
-    credentials = Credentials(
-        salesforce_instance_url=env["SALESFORCE_INSTANCE_URL"], salesforce_access_token=env["SALESFORCE_ACCESS_TOKEN"],
-        hubspot_base_url=env["HUBSPOT_BASE_URL"], hubspot_access_token=env["HUBSPOT_ACCESS_TOKEN"],
-        ca_bundle=env["HEALTH_AGENT_CA_BUNDLE"],
-    )
-    limits = limits or limits_for()
     sandbox.apps["hubspot"].configure_limits(ten_second=100_000)  # type: ignore[attr-defined]
+    return clients_for(credentials_from_env(sandbox.env()), limits or limits_for())
+
+
+def clients_for(credentials: Credentials, limits: LimitsConfig) -> dict[str, Any]:
     return {
         "salesforce": SalesforceClient(credentials, limits=limits, sleep=lambda s: None, bulk_poll_seconds=0),
         "hubspot": HubSpotClient(credentials, limits=limits, sleep=lambda s: None),
@@ -200,10 +197,10 @@ def read_back(sandbox: Sandbox, account: BookAccount) -> dict[str, Canonical]:
     return {o: canonical(OUTPUTS[o][0], props.get(f)) for o, f in HS_FIELDS.items()}
 
 
-def expected(account: BookAccount, score: dict[str, Any]) -> dict[str, Canonical]:
+def expected(account: BookAccount, score: dict[str, Any], at: datetime = NOW) -> dict[str, Canonical]:
     flags = {k: v["on"] for k, v in score["flags"].items()}
     row = ScoreRow(
-        account.account_id, account.crm, account.record_id, "", None, None, NOW, score["score"], score["band"], None,
+        account.account_id, account.crm, account.record_id, "", None, None, at, score["score"], score["band"], None,
         score["coverage"], score["low_confidence"], score["trend_delta"], 30, score["direction"],
         score["relationship_capital"], score["thread_count"], flags, score["drivers"],
     )
@@ -214,3 +211,21 @@ def expected(account: BookAccount, score: dict[str, Any]) -> dict[str, Canonical
 
 def later(days: int) -> datetime:
     return NOW + timedelta(days=days)
+
+
+def chaos_config() -> AgentConfig:
+    """The configuration of the fault and crash runs: every field, both task rules, no band-share guard."""
+    return make_config(guard={"max_band_change_share": 1.0})
+
+
+def rotating_scores(accounts: list[BookAccount], run_number: int) -> dict[int, dict[str, Any]]:
+    """Scores of run ``run_number``: a quarter of the accounts (a different quarter each run) change."""
+    return scores_of(accounts, changed={a.account_id: run_number for a in accounts if (a.n + run_number) % 4 == 0})
+
+
+def credentials_from_env(env: Mapping[str, str]) -> Credentials:
+    return Credentials(
+        salesforce_instance_url=env["SALESFORCE_INSTANCE_URL"], salesforce_access_token=env["SALESFORCE_ACCESS_TOKEN"],
+        hubspot_base_url=env["HUBSPOT_BASE_URL"], hubspot_access_token=env["HUBSPOT_ACCESS_TOKEN"],
+        ca_bundle=env["HEALTH_AGENT_CA_BUNDLE"],
+    )
