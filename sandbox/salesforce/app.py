@@ -20,6 +20,7 @@ from sandbox.http import SandboxRequest, SandboxResponse
 from sandbox.salesforce.auth import OrgAuth, SalesforceCredentials
 from sandbox.salesforce.bulk2 import Bulk2
 from sandbox.salesforce.query import invalid_type
+from sandbox.salesforce.responses import errors, not_found
 from sandbox.salesforce.schema import Field, FieldType, SObject
 from sandbox.salesforce.soql import Comparison, Query, SoqlError, Value, parse, parse_datetime
 from sandbox.salesforce.soql import Path as FieldPath
@@ -50,18 +51,6 @@ class BookSource(Protocol):
 
     @property
     def path(self) -> Path: ...
-
-
-def errors(status: int, code: str, message: str, fields: list[str] | None = None) -> SandboxResponse:
-    """A Salesforce error answer: a JSON list of ``{message, errorCode[, fields]}``."""
-    item: dict[str, Any] = {"message": message, "errorCode": code}
-    if fields is not None:
-        item["fields"] = fields
-    return SandboxResponse.of_json(status, [item])
-
-
-def _not_found() -> SandboxResponse:
-    return errors(404, "NOT_FOUND", "The requested resource does not exist")
 
 
 class SalesforceApp:
@@ -128,14 +117,14 @@ class SalesforceApp:
             return self.auth.token(request, self.base_url)
         parts = [p for p in path.split("/") if p]
         if parts[:2] != ["services", "data"]:
-            return _not_found()
+            return not_found()
         if len(parts) == 2:
             return SandboxResponse.of_json(
                 200, [{"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"}]
             )
         match = re.fullmatch(r"v(\d+\.\d)", parts[2])
         if match is None:
-            return _not_found()
+            return not_found()
         refused = self.auth.check(request)
         if refused.response is not None:
             return refused.response
@@ -169,7 +158,7 @@ class SalesforceApp:
             return self._tooling(request, rest[1:], base)
         if head == "jobs" and len(rest) > 1:
             return self.bulk2.handle(request, rest[1:], version)
-        return _not_found()
+        return not_found()
 
     # -- query ---------------------------------------------------------------------------------------------
 
@@ -257,13 +246,13 @@ class SalesforceApp:
             wanted = request.param("fields")
             names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else list(obj.fields)
             found = self._get_records(obj, [record_id], names, base)
-            return SandboxResponse.of_json(200, found[0]) if found[0] is not None else _not_found()
+            return SandboxResponse.of_json(200, found[0]) if found[0] is not None else not_found()
         if method == "PATCH":
             try:
                 self.writer.update(obj, record_id, request.json() or {})
             except WriteError as exc:
                 if exc.code in ("INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID", "ENTITY_IS_DELETED"):
-                    return _not_found()
+                    return not_found()
                 raise
             return SandboxResponse(204)
         if method == "DELETE":
@@ -273,7 +262,7 @@ class SalesforceApp:
                 if exc.code == "ENTITY_IS_DELETED":
                     return errors(404, "ENTITY_IS_DELETED", "entity is deleted")
                 if exc.code in ("INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID"):
-                    return _not_found()
+                    return not_found()
                 raise
             return SandboxResponse(204)
         return errors(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,PATCH,DELETE")
@@ -420,7 +409,7 @@ class SalesforceApp:
             return self._query(request, f"{base}/tooling", include_deleted=False, tooling=True)
         if rest[:2] == ["sobjects", "CustomField"] and len(rest) == 2 and request.method == "POST":
             return self._create_custom_field(request.json() or {})
-        return _not_found()
+        return not_found()
 
     def _create_custom_field(self, body: dict[str, Any]) -> SandboxResponse:
         """Tooling ``CustomField`` create: ``{"FullName": "Account.X__c", "Metadata": {"type", "label", ...}}``."""

@@ -14,6 +14,8 @@ import jwt
 
 from sandbox.faults import FaultState
 from sandbox.http import SandboxRequest, SandboxResponse
+from sandbox.ids import salesforce_id
+from sandbox.salesforce.responses import errors
 
 DEFAULT_DAILY_LIMIT = 15_000
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -78,11 +80,7 @@ class OrgAuth:
             self.expired.add(token)
             return AuthOutcome(_session_expired())
         if self.api_used >= self.daily_limit:
-            return AuthOutcome(
-                SandboxResponse.of_json(
-                    403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
-                )
-            )
+            return AuthOutcome(errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
         self.calls_by_token[token] += 1
         self.api_used += 1
         return AuthOutcome(None)
@@ -155,7 +153,7 @@ class OrgAuth:
         return {
             "access_token": token,
             "instance_url": instance_url,
-            "id": f"{instance_url}/id/00DDg0000000001AAA/005Dg0000000001AAA",
+            "id": f"{instance_url}/id/00DDg0000000001AAA/{salesforce_id('User', 1)}",
             "token_type": "Bearer",
             "issued_at": issued_at,
             "signature": signature.decode(),
@@ -164,4 +162,4 @@ class OrgAuth:
 
 
 def _session_expired() -> SandboxResponse:
-    return SandboxResponse.of_json(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    return errors(401, "INVALID_SESSION_ID", "Session expired or invalid")

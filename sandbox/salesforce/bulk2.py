@@ -14,6 +14,7 @@ from typing import Any
 
 from sandbox.http import SandboxRequest, SandboxResponse
 from sandbox.salesforce.query import Plan
+from sandbox.salesforce.responses import errors, not_found
 from sandbox.salesforce.schema import SObject
 from sandbox.salesforce.soql import SoqlError, parse
 from sandbox.salesforce.store import OrgStore, WriteError
@@ -23,10 +24,6 @@ from sandbox.salesforce.writes import RecordWriter
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 DEFAULT_MAX_RECORDS = 50_000
-
-
-def error(status: int, code: str, message: str) -> SandboxResponse:
-    return SandboxResponse.of_json(status, [{"errorCode": code, "message": message}])
 
 
 @dataclass
@@ -100,7 +97,7 @@ class Bulk2:
         """``parts`` follow ``jobs/``: ``[kind]``, ``[kind, id]`` or ``[kind, id, resource]``."""
         kind = parts[0]
         if kind not in ("ingest", "query"):
-            return error(404, "NOT_FOUND", "The requested resource does not exist")
+            return not_found()
         if len(parts) == 1:
             if request.method == "POST":
                 return self._create(request, kind, version)
@@ -108,7 +105,7 @@ class Bulk2:
             return SandboxResponse.of_json(200, {"done": True, "records": records, "nextRecordsUrl": None})
         job = self.jobs.get(parts[1])
         if job is None or job.kind != kind:
-            return error(404, "NOT_FOUND", "The requested resource does not exist")
+            return not_found()
         resource = parts[2].lower() if len(parts) > 2 else ""  # unprocessedrecords / unprocessedRecords
         if not resource:
             if request.method == "GET":
@@ -122,7 +119,7 @@ class Bulk2:
                 return SandboxResponse(204)
         if kind == "ingest" and resource == "batches" and request.method == "PUT":
             if job.state != "Open":
-                return error(409, "INVALIDJOBSTATE", f"Job is not open for uploads, state: {job.state}")
+                return errors(409, "INVALIDJOBSTATE", f"Job is not open for uploads, state: {job.state}")
             job.upload.append(request.body.decode("utf-8-sig"))
             return SandboxResponse(201)
         if kind == "ingest" and request.method == "GET" and resource in (
@@ -131,13 +128,13 @@ class Bulk2:
             return self._ingest_results(job, resource)
         if kind == "query" and resource == "results" and request.method == "GET":
             return self._query_results(job, request)
-        return error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed")
+        return errors(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed")
 
     def _create(self, request: SandboxRequest, kind: str, version: float) -> SandboxResponse:
         try:
             body = request.json() or {}
         except ValueError:
-            return error(400, "JSON_PARSER_ERROR", "The request body is not valid JSON")
+            return errors(400, "JSON_PARSER_ERROR", "The request body is not valid JSON")
         job = Job(
             id=make_id("750", self.jobs_created + 1),
             kind=kind,
@@ -150,17 +147,17 @@ class Bulk2:
             external_id=body.get("externalIdFieldName"),
         )
         if job.delimiter not in DELIMITERS or job.line_ending not in ("LF", "CRLF"):
-            return error(400, "INVALIDJOB", "Invalid columnDelimiter or lineEnding")
+            return errors(400, "INVALIDJOB", "Invalid columnDelimiter or lineEnding")
         if kind == "query":
             if job.operation not in ("query", "queryAll"):
-                return error(400, "INVALIDJOB", f"Invalid operation for a query job: {job.operation}")
+                return errors(400, "INVALIDJOB", f"Invalid operation for a query job: {job.operation}")
             try:
                 query = parse(str(body.get("query", "")))
                 if query.count:
                     raise SoqlError("INVALIDJOB", "COUNT() is not supported by Bulk API 2.0 query jobs")
                 job.plan = self.store.compile(query, include_deleted=job.operation == "queryAll")
             except SoqlError as exc:
-                return error(400, exc.code, exc.message)
+                return errors(400, exc.code, exc.message)
             job.object = job.plan.sobject.name
             job.rowids = self.store.snapshot(job.plan)
             job.state = "UploadComplete"
@@ -168,11 +165,11 @@ class Bulk2:
         else:
             obj = self.store.schema.get(job.object)
             if obj is None:
-                return error(400, "INVALIDJOB", f"Unable to find object: {job.object}")
+                return errors(400, "INVALIDJOB", f"Unable to find object: {job.object}")
             if job.operation not in INGEST_OPERATIONS:
-                return error(400, "INVALIDJOB", f"Invalid operation: {job.operation}")
+                return errors(400, "INVALIDJOB", f"Invalid operation: {job.operation}")
             if job.operation == "upsert" and (not job.external_id or obj.field(job.external_id) is None):
-                return error(
+                return errors(
                     400, "INVALIDJOB", f"Field name provided, {job.external_id} does not match an External ID field"
                 )
             job.object = obj.name
@@ -192,7 +189,7 @@ class Bulk2:
             self._process(job)
             return response
         else:
-            return error(400, "INVALIDJOBSTATE", f"Cannot move a {job.state} job to {state}")
+            return errors(400, "INVALIDJOBSTATE", f"Cannot move a {job.state} job to {state}")
         return SandboxResponse.of_json(200, job.info(self.store))
 
     def _rows(self, job: Job) -> tuple[list[str], list[list[str]]]:
@@ -291,12 +288,12 @@ class Bulk2:
 
     def _query_results(self, job: Job, request: SandboxRequest) -> SandboxResponse:
         if job.state not in ("JobComplete", "UploadComplete", "InProgress") or job.plan is None:
-            return error(400, "INVALIDJOBSTATE", f"Job is in state {job.state}")
+            return errors(400, "INVALIDJOBSTATE", f"Job is in state {job.state}")
         try:
             offset = _decode_locator(request.param("locator") or "")
             max_records = int(request.param("maxRecords") or DEFAULT_MAX_RECORDS)
         except ValueError:
-            return error(400, "INVALID_LOCATOR", "Invalid locator or maxRecords")
+            return errors(400, "INVALID_LOCATOR", "Invalid locator or maxRecords")
         job.state = "JobComplete"
         page = job.rowids[offset : offset + max(1, max_records)]
         rows = self.store.fetch(job.plan, page)

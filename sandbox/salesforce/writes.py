@@ -54,10 +54,7 @@ class RecordWriter:
         return record_id
 
     def _check_id(self, obj: SObject, record_id: str) -> None:
-        if not record_id.startswith(obj.key_prefix) or self.store.rowid(obj, record_id) is None:
-            raise WriteError(
-                "MALFORMED_ID" if not record_id.startswith(obj.key_prefix) else "INVALID_CROSS_REFERENCE_KEY",
-                f"invalid cross reference id: {record_id}" if record_id.startswith(obj.key_prefix)
-                else f"{obj.name} ID: id value of incorrect type: {record_id}",
-                ["Id"],
-            )
+        if not record_id.startswith(obj.key_prefix):
+            raise WriteError("MALFORMED_ID", f"{obj.name} ID: id value of incorrect type: {record_id}", ["Id"])
+        if self.store.rowid(obj, record_id) is None:
+            raise WriteError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}", ["Id"])
