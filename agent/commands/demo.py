@@ -122,8 +122,11 @@ def _read_back(config: AgentConfig, clients: dict[str, Any], report: RunReport) 
 
 
 def _say(ctx: CommandContext, line: str) -> None:
-    if not ctx.as_json:
+    if ctx.interactive:
         ctx.console.print(line, markup=False, highlight=False)
+    elif not ctx.as_json:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def _print_summary(
@@ -172,5 +175,6 @@ def _print_table(ctx: CommandContext, title: str, header: list[str], rows: list[
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     widths[-1] = 0  # the last column is free text: no padding
     lines = [f"{title}:"]
-    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    for row in [header, *rows]:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     sys.stdout.write("\n".join(lines) + "\n")
