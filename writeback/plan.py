@@ -276,8 +276,8 @@ def _create_action(
     owner = (row.owner_id or fallback) if rule.owner == "account_owner" else fallback
     return TaskAction(
         "create", crm, rule.name, row.account_id, row.record_id, key, reason,
-        subject=render(rule.subject, context)[:255],
-        body=body_with_key(render(rule.body, context), key),
+        subject=render(rule.subject, context, f"{rule.name}: {row.account_name}")[:255],
+        body=body_with_key(render(rule.body, context, row.drivers), key),
         owner_id=owner, due=due_date(today, rule.due_in_days), priority=rule.priority,
         contact_id="?" if (rule.associate_champion and crm == "hubspot") else None,
     )
@@ -374,7 +374,8 @@ def _review_tasks(conn: Connection, plan: WritePlan, edits: list[FieldChange]) -
         )
         out.append(TaskAction(
             "create", edit.crm, REVIEW_RULE, edit.account_id, edit.record_id, key, "human edit to review",
-            subject=render(tasks_config.review_subject, context)[:255], body=body_with_key(body, key),
+            subject=render(tasks_config.review_subject, context, f"Review {edit.field}")[:255],
+            body=body_with_key(body, key),
             owner_id=account.owner_id or fallback, due=due_date(plan.made_at.date(), tasks_config.review_due_in_days),
             priority="normal",
         ))

@@ -9,6 +9,7 @@ open task is completed when its conditions stop holding.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from core.config.writeback import TaskConditions, TaskRule
 from writeback.ledger import TaskEntry
 from writeback.values import ScoreRow
 
+log = logging.getLogger(__name__)
 _ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, trim_blocks=True)
 KEY_LABEL = "health-agent key:"
 REVIEW_RULE = "human_edit_review"
@@ -87,12 +89,14 @@ def template_context(row: ScoreRow, today: date, **more: Any) -> dict[str, Any]:
     }
 
 
-def render(template: str, context: dict[str, Any]) -> str:
-    """Render a subject or body template; a missing variable is an error that names it."""
+def render(template: str, context: dict[str, Any], fallback: str) -> str:
+    """Render a subject or body template; on an error (e.g. arithmetic on a missing value) log it and use
+    ``fallback``, so one account's odd data never stops the plan."""
     try:
         return _ENV.from_string(template).render(context).strip()
-    except TemplateError as exc:
-        raise ValueError(f"task template failed: {exc}") from exc
+    except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
+        log.warning("task template %r failed (%s); using %r", template[:60], exc, fallback)
+        return fallback
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import AfterValidator, Field, model_validator
 
@@ -90,11 +90,23 @@ HubSpotCustomProperty = Annotated[str, AfterValidator(_hubspot_custom_property)]
 _TEMPLATES = SandboxedEnvironment(autoescape=False)
 
 
+# The variables task templates can use (``writeback.tasks.template_context`` fills them).
+TEMPLATE_VARIABLES = frozenset({
+    "account_name", "score", "band", "previous_band", "trend", "delta", "trend_days", "drivers", "flags",
+    "flags_on", "coverage", "low_confidence", "relationship_capital", "thread_count", "renewal_date",
+    "days_to_renewal", "rule", "field", "current", "last_written", "computed",
+})
+
+
 def _template(text: str) -> str:
     try:
-        _TEMPLATES.parse(text)
+        parsed = _TEMPLATES.parse(text)
     except TemplateSyntaxError as exc:
         raise ValueError(f"template syntax error on its line {exc.lineno}: {exc.message}") from None
+    unknown = sorted(meta.find_undeclared_variables(parsed) - TEMPLATE_VARIABLES)
+    if unknown:
+        known = ", ".join(sorted(TEMPLATE_VARIABLES))
+        raise ValueError(f"unknown template variable(s) {', '.join(unknown)} (known: {known})")
     return text
 
 
