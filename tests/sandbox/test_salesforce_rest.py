@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -417,3 +418,24 @@ def test_a_new_checkbox_field_reads_false_until_written(sf: Any) -> None:
     unflagged = sf.query_all("SELECT Id, Health_At_Risk__c FROM Account WHERE Health_At_Risk__c = false")["records"]
     assert [r["Id"] for r in flagged] == [account]
     assert unflagged and {r["Health_At_Risk__c"] for r in unflagged} == {False}
+
+
+def test_registered_public_key_refuses_an_assertion_signed_by_another_key(sf_sandbox: Sandbox) -> None:
+    registered, other = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    public_pem = registered.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    app = SalesforceApp(sf_sandbox.book, FaultState(), SandboxTokens(), jwt_public_key=public_pem.decode())
+    tokens = SandboxTokens()
+    claims = {"iss": tokens.salesforce_client_id, "sub": tokens.salesforce_username,
+              "aud": "https://login.salesforce.com", "exp": str(int(time.time()) + 180)}  # fmt: skip
+    try:
+        statuses = []
+        for key in (registered, other):
+            assertion = jwt.encode(claims, key, algorithm="RS256")
+            form = f"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+            answer = app.handle(SandboxRequest("POST", "/services/oauth2/token", {}, form.encode()))
+            statuses.append(answer.status)
+    finally:
+        app.close()
+    assert statuses == [200, 400]
