@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, Table, and_, not_, select
 
-from core.config.scoring import Scorecard, ScoringConfig
+from core.config.scoring import PercentileNormalization, Scorecard, ScoringConfig
 from scoring.scorecard import CardResult, apply_scorecard, assign_scorecards
 from scoring.signals import compute_signals
 from store.models import Account, Deal
@@ -75,6 +75,15 @@ def scoring_moment(outcome_date: date, days_before: int) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
+def needs_portfolio(config: ScoringConfig) -> bool:
+    """True when a score depends on other accounts (percentile normalization, the lonely-client flag)."""
+    return any(
+        isinstance(m.normalization, PercentileNormalization) or m.signal == "lonely_client"
+        for card in config.scorecards
+        for m in card.measures
+    )
+
+
 def collect_observations(engine: Engine, config: ScoringConfig, days_before: int = 90,
                          outcomes: Sequence[Outcome] | None = None) -> list[Observation]:
     """Score every outcome's account as of its scoring moment with every scorecard (one signal pass per moment)."""
@@ -82,11 +91,14 @@ def collect_observations(engine: Engine, config: ScoringConfig, days_before: int
     by_moment: dict[datetime, list[Outcome]] = defaultdict(list)
     for o in outcomes:
         by_moment[scoring_moment(o.outcome_date, days_before)].append(o)
+    portfolio = needs_portfolio(config)
     observations: list[Observation] = []
     for moment in sorted(by_moment):
+        # Accounts that existed then, deleted ones too (a churned account may be deleted today); only the
+        # outcomes' accounts unless a measure ranks accounts against the portfolio.
+        ids = None if portfolio else sorted({o.account_id for o in by_moment[moment]})
         with engine.connect() as conn:
-            # Every account that existed then (deleted ones too: a churned account may be deleted today).
-            frame = compute_signals(conn, config, moment, include_deleted=True)
+            frame = compute_signals(conn, config, moment, include_deleted=True, account_ids=ids)
         pos = {a.id: i for i, a in enumerate(frame.accounts)}
         assignment = assign_scorecards(config, frame.accounts)
         results: list[CardResult] = [apply_scorecard(card, frame, np.arange(len(frame))) for card in config.scorecards]

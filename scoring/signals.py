@@ -178,7 +178,7 @@ class _Builder:
     """Builds and runs one family's query at a time, writing into the frame's columns."""
 
     def __init__(self, conn: Connection, config: ScoringConfig, as_of: datetime, accounts: list[AccountRow],
-                 detail_for: set[int]) -> None:
+                 detail_for: set[int], *, subset: bool) -> None:
         self.conn = conn
         self.config = config
         self.as_of = as_of
@@ -186,6 +186,7 @@ class _Builder:
         self.accounts = accounts
         self.pos = {a.id: i for i, a in enumerate(accounts)}
         self.ids = [a.id for a in accounts]
+        self.subset = subset
         self.detail_for = detail_for
         n = len(accounts)
         self.values: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name in SIGNALS}
@@ -196,8 +197,8 @@ class _Builder:
         return self.as_of - timedelta(days=days)
 
     def acc_filter(self, acc_id: ColumnElement[Any]) -> ColumnElement[bool]:
-        """Restrict a query to the frame's accounts when it is a small explicit set."""
-        if len(self.ids) <= 5_000:
+        """Restrict a query to the frame's accounts when they are an explicit, small set."""
+        if self.subset and len(self.ids) <= 5_000:
             return acc_id.in_(self.ids)
         return literal(True)
 
@@ -660,7 +661,7 @@ def compute_signals(
     """
     as_of = _utc(as_of)  # type: ignore[assignment]
     accounts = load_accounts(conn, as_of, account_ids, include_deleted=include_deleted)
-    b = _Builder(conn, config, as_of, accounts, set(detail_for))
+    b = _Builder(conn, config, as_of, accounts, set(detail_for), subset=account_ids is not None)
     for family in (b.engagement, b.relationship, b.support, b.feedback, b.usage, b.billing, b.intent, b.contract):
         family()
     frame = SignalFrame(as_of=as_of, accounts=accounts, values=b.values, champions=b.champions, contacts=b.contacts)

@@ -1,0 +1,113 @@
+"""The default sandbox book through the loader: backtest AUC of the shipped scorecard, and calibration."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, func, select
+
+from core.config.loader import parse_config
+from core.config.scoring import ScoringConfig
+from sandbox.book import Book, build_book
+from sandbox.ids import salesforce_id
+from sandbox.store_loader import load_book
+from scoring.backtest import Observation, auc, collect_observations, report_from, riskiest_decile_lift, scoring_moment
+from scoring.calibrate import calibrate_scorecard, held_out
+from store.db import make_engine
+from store.migrate import upgrade
+from store.models import AccountLink, Activity, Ticket
+
+ANCHOR = date(2026, 11, 1)
+CONFIG = ScoringConfig()
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory: pytest.TempPathFactory) -> Book:
+    return build_book(300, 7, anchor=ANCHOR, cache_dir=tmp_path_factory.mktemp("book"))
+
+
+@pytest.fixture(scope="module")
+def loaded(book: Book, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, dict[str, int]]]:
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('store') / 'store.db'}")
+    upgrade(engine)
+    counts = load_book(book, engine)
+    yield engine, counts
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def observations(loaded: tuple[Engine, dict[str, int]]) -> list[Observation]:
+    return collect_observations(loaded[0], CONFIG, days_before=90)
+
+
+def test_the_loader_maps_every_book_row_and_links_non_crm_records(book: Book,
+                                                                  loaded: tuple[Engine, dict[str, int]]) -> None:
+    engine, counts = loaded
+    with sqlite3.connect(book.path) as raw:
+        for table in ("accounts", "users", "contacts", "activities", "deals", "tickets", "survey_responses",
+                      "intent_signals", "usage", "invoices"):
+            assert counts[table] == raw.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0], table
+        meeting_n, = raw.execute("SELECT n FROM activities WHERE kind = 'meeting' ORDER BY n LIMIT 1").fetchone()
+        urgent = raw.execute("SELECT COUNT(*) FROM tickets WHERE priority IN ('urgent', 'high')").fetchone()[0]
+        usage_rows = raw.execute("SELECT COUNT(*) FROM usage u JOIN accounts a ON a.n = u.account_n "
+                                 "WHERE a.is_deleted = 0").fetchone()[0]
+    with engine.connect() as conn:
+        meeting = conn.execute(select(Activity.direction, Activity.activity_type)
+                               .where(Activity.external_id == salesforce_id("Event", meeting_n))).one()
+        assert tuple(meeting) == ("two_way", "meeting")
+        assert conn.execute(select(func.count()).where(Ticket.priority.in_(["p1", "p2"]))).scalar_one() == urgent
+        linked_usage = conn.execute(select(func.count()).where(AccountLink.entity == "usage_metrics")).scalar_one()
+        assert linked_usage == usage_rows
+    assert counts["account_links"] > counts["usage"]
+
+
+def test_the_shipped_scorecard_predicts_churn_with_auc_of_at_least_0_80(observations: list[Observation]) -> None:
+    report = report_from(observations, CONFIG.scorecards, 90)
+    print(json.dumps(report.to_dict()["overall"]))
+    assert report.overall.outcomes > 200 and report.overall.churned > 20
+    assert report.overall.auc is not None and report.overall.auc >= 0.80
+    assert report.overall.lift is not None and report.overall.lift >= 2.0
+    assert {s.name for s in report.by_segment} == {"tier=enterprise", "tier=mid_market", "tier=smb"}
+    rates = [c.churn_rate for c in report.overall.calibration]
+    assert rates[0] > rates[-1]
+
+
+def test_every_outcome_is_scored_at_least_days_before_it_and_on_a_monday(observations: list[Observation]) -> None:
+    for o in observations:
+        assert (o.outcome.outcome_date - o.as_of.date()).days >= 90
+        assert o.as_of.weekday() == 0 and o.as_of == scoring_moment(o.outcome.outcome_date, 90)
+
+
+def test_calibration_improves_held_out_auc_and_proposes_a_valid_scorecard(observations: list[Observation]) -> None:
+    report = calibrate_scorecard(observations, CONFIG.scorecards[0])
+    print(json.dumps(report.to_dict()["held_out_auc"]))
+    assert report.auc_proposed is not None and report.auc_current is not None
+    assert report.auc_proposed > report.auc_current
+    assert report.improves
+    assert abs(sum(w.proposed_share for w in report.weights) - 1.0) < 1e-9
+    proposed = parse_config(report.yaml_text, file="proposed.yaml").scoring.scorecards[0]
+    assert proposed.name == "default" and not proposed.groups
+    assert len({o.outcome.account_id for o in observations if held_out(o.outcome.account_id)}) > 30
+
+
+def test_the_sandbox_configuration_keeps_the_scorecard_with_the_sandbox_intent_topics() -> None:
+    sandbox = parse_config((Path(__file__).resolve().parents[2] / "config" / "sandbox.yaml").read_text(),
+                           env={}).scoring
+    assert sandbox.scorecards == CONFIG.scorecards
+    assert sandbox.intent.expansion_topics != CONFIG.intent.expansion_topics
+
+
+def test_auc_and_lift_on_known_rankings() -> None:
+    assert auc([10, 20, 30, 40], [True, True, False, False]) == 1.0
+    assert auc([10, 20, 30, 40], [False, False, True, True]) == 0.0
+    assert auc([10, 10, 30, 30], [True, False, True, False]) == 0.5
+    assert auc([1, 2], [False, False]) is None
+    scores = list(np.arange(20, dtype=float))
+    churned = [i < 2 for i in range(20)]  # the two lowest of twenty churned: 10% overall, 100% in the bottom decile
+    assert riskiest_decile_lift(scores, churned) == pytest.approx(10.0)
