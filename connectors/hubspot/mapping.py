@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.fields import Finish, get_path
-from connectors.salesforce.mapping import deal_kind_of, direction_of, priority_of, tier_of
+from connectors.salesforce.mapping import deal_kind_of, direction_of, priority_of, tier_of, whole_number
 from core.config.sources import DealKindConfig
 from core.domains import normalize_domain
 from core.records import (
@@ -75,8 +75,7 @@ def _company(_: DealKindConfig) -> Finish:
     def finish(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
         values["domain"] = normalize_domain(values.get("domain") or get_path(raw, "properties.website"))
         values["tier"] = tier_of(values.get("tier"))
-        if values.get("employees") is not None:
-            values["employees"] = int(float(values["employees"]))
+        values["employees"] = whole_number(values.get("employees"))
         return values
 
     return finish

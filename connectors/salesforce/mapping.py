@@ -39,6 +39,14 @@ class ObjectSpec:
     deletable: bool = True  # has IsDeleted / is visible to queryAll
 
 
+def whole_number(value: Any) -> Any:
+    """``"120.0"`` -> 120; a value that is no number is left for validation to reject with its field name."""
+    try:
+        return None if value is None else int(float(value))
+    except (TypeError, ValueError):
+        return value
+
+
 def tier_of(value: Any) -> str | None:
     """``Mid-Market`` / ``mid market`` / ``MID_MARKET`` -> ``mid_market``."""
     if value is None:
@@ -50,8 +58,7 @@ def _account(_: DealKindConfig) -> Finish:
     def finish(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
         values["domain"] = normalize_domain(values.get("domain"))
         values["tier"] = tier_of(values.get("tier"))
-        if values.get("employees") is not None:
-            values["employees"] = int(float(values["employees"]))
+        values["employees"] = whole_number(values.get("employees"))
         return values
 
     return finish
