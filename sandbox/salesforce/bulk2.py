@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,7 @@ class Job:
     unprocessed: list[list[str]] = field(default_factory=list)
     header: list[str] = field(default_factory=list)
     plan: Plan | None = None
-    rowids: list[int] = field(default_factory=list)
+    rowids: Sequence[int] = ()
     error_message: str = ""
 
     def info(self, store: OrgStore) -> dict[str, Any]:
