@@ -45,6 +45,7 @@ BATCH_MAX = 100
 HISTORY_MAX = 50
 LIST_MAX = 100
 OWNERS_MAX = 500
+USER_ID_OFFSET = 7_000_000  # an owner's HubSpot user id is this plus its book index
 _CORRELATION_NS = uuid.UUID("6f1c1a52-4d7e-4d0b-9a51-2b8e6b0f0a11")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -131,6 +132,7 @@ class HubSpotApp:
         self.store = HubSpotStore(book.path)
         self.registry = PropertyRegistry()
         self._counters = _Counters()
+        self._path = ""  # the request being handled, for endpoint-scoped fault profiles
 
     # --- App protocol -------------------------------------------------------------------------------
 
@@ -164,6 +166,7 @@ class HubSpotApp:
     def handle(self, request: SandboxRequest) -> SandboxResponse:
         with self.store.lock:
             self._counters.requests += 1
+            self._path = request.path
             denied = self._authenticate(request)
             if denied is not None:
                 return denied
@@ -534,7 +537,8 @@ class HubSpotApp:
 
     def _injected_failure(self, *, locked_possible: bool) -> ApiError | None:
         """A write refused by the fault profile: a locked record (423) or a failed validation rule (400)."""
-        if not self.faults.roll(self.faults.profile.write_failure_rate):
+        profile = self.faults.profile
+        if not profile.applies_to(self._path) or not self.faults.roll(profile.write_failure_rate):
             return None
         if locked_possible and self.faults.roll(0.5):
             return ApiError(
@@ -1073,8 +1077,8 @@ class HubSpotApp:
             "type": "PERSON",
             "firstName": owner.first_name,
             "lastName": owner.last_name,
-            "userId": 7_000_000 + owner.n,
-            "userIdIncludingInactive": 7_000_000 + owner.n,
+            "userId": USER_ID_OFFSET + owner.n,
+            "userIdIncludingInactive": USER_ID_OFFSET + owner.n,
             "createdAt": owner.created_at,
             "updatedAt": owner.updated_at,
             "archived": owner.archived,
@@ -1102,7 +1106,7 @@ class HubSpotApp:
             return self._json(200, body)
         if len(rest) == 1:
             if request.param("idProperty") == "userId":
-                n = self._int_param(request, "ownerIdFromPath", 0) or (int(rest[0]) - 7_000_000)
+                n = int(rest[0]) - USER_ID_OFFSET if rest[0].isdigit() else 0
             else:
                 n = hubspot_n("owners", rest[0]) or 0
             owner = self.store.owner(n)
