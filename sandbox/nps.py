@@ -102,11 +102,13 @@ class NpsApp(ReadOnlyBookApp):
         if email:
             where.append("s.email = ?")
             params.append(email)
-        # Page first, then look up people: the offset rows are skipped on the index without any join.
+        # Page the ids first (the offset rows are skipped on the updated_at index alone), then read the page's
+        # rows and look up their people.
         sql = (
             "SELECT s.n, s.kind, s.score, s.comment, s.email, s.created_at, s.updated_at, "
-            "c.n AS person_n, c.first_name, c.last_name FROM (SELECT * FROM survey_responses s "
-            f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {_ORDERS[order]} LIMIT ? OFFSET ?) s "
+            "c.n AS person_n, c.first_name, c.last_name FROM (SELECT s.n FROM survey_responses s "
+            f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {_ORDERS[order]} LIMIT ? OFFSET ?) page "
+            "JOIN survey_responses s ON s.n = page.n "
             "LEFT JOIN contacts c ON c.n = (SELECT MIN(n) FROM contacts WHERE email = s.email) "
             f"ORDER BY {_ORDERS[order]}"
         )
