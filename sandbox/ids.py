@@ -20,10 +20,13 @@ SALESFORCE_PREFIXES = {
     "OpportunityContactRole": "00K",
     "CustomField": "00N",
     "Usage__c": "a01",
+    "RecordType": "012",
+    "TaskRelation": "0RT",
+    "EventRelation": "0RE",
 }
 
 
-def _suffix18(id15: str) -> str:
+def case_safe_suffix(id15: str) -> str:
     """Salesforce's case-safe 3-character checksum that turns a 15-character id into 18."""
     out = ""
     for chunk in (id15[0:5], id15[5:10], id15[10:15]):
@@ -41,7 +44,7 @@ def salesforce_id(sobject: str, n: int) -> str:
         value, rem = divmod(value, 62)
         digits = _B62[rem] + digits
     id15 = prefix + "Dg0" + digits  # 3 + 3 + 9 = 15
-    return id15 + _suffix18(id15)
+    return id15 + case_safe_suffix(id15)
 
 
 def salesforce_index(record_id: str) -> int:

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sandbox.ids import _suffix18
+from sandbox.ids import case_safe_suffix
 from sandbox.salesforce.schema import NUMBER_TYPES, Field
 from sandbox.salesforce.soql import parse_datetime
 
@@ -30,7 +30,7 @@ def format_datetime(moment: datetime) -> str:
 def full_id(record_id: str) -> str:
     """An 18-character Id from a 15- or 18-character one (Salesforce accepts both everywhere)."""
     if len(record_id) == 15 and record_id.isalnum():
-        return record_id + _suffix18(record_id)
+        return record_id + case_safe_suffix(record_id)
     return record_id
 
 
@@ -110,7 +110,7 @@ def make_id(prefix: str, n: int) -> str:
     from sandbox.ids import salesforce_id
 
     id15 = prefix + salesforce_id("Account", n)[3:15]
-    return id15 + _suffix18(id15)
+    return id15 + case_safe_suffix(id15)
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -135,7 +135,7 @@ def id_tail_sql(n_expr: str) -> str:
 
 def id_from_tail_sql(prefix: str, tail_expr: str) -> str:
     """SQL for ``make_id(prefix, n)`` from the SQL of ``id_tail_sql(n)`` (or a lookup of it)."""
-    first = _suffix18(prefix + "Dg0" + "0" * 9)[0]  # the first 5 characters never depend on n
+    first = case_safe_suffix(prefix + "Dg0" + "0" * 9)[0]  # the first 5 characters never depend on n
     return f"('{prefix}Dg0' || replace({tail_expr}, '#', '{first}'))"
 
 
