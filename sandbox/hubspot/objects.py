@@ -69,7 +69,6 @@ def _engagement(kind: str, *specific: tuple[str, str]) -> Projection:
             ("hs_createdate", ts("r.created_at")),
             ("hs_timestamp", ts("r.occurred_at")),
             ("hubspot_owner_id", hs_id("owners", "r.owner_n")),
-            ("hs_activity_type", "NULL"),
             *specific,
         ),
     )
@@ -84,10 +83,8 @@ PROJECTIONS: dict[str, Projection] = {
             ("website", "r.website"),
             ("industry", "r.industry"),
             ("numberofemployees", num("r.employees")),
-            ("annualrevenue", "NULL"),
             ("description", "r.description"),
             ("lifecyclestage", "'customer'"),
-            ("hs_lead_status", "NULL"),
             ("tier", "r.tier"),
             ("arr", num("r.arr")),
             ("renewal_date", "r.renewal_date"),
@@ -108,7 +105,6 @@ PROJECTIONS: dict[str, Projection] = {
             ("associatedcompanyid", hs_id("companies", "r.account_n")),
             ("lifecyclestage", "'customer'"),
             ("createdate", ts("r.created_at")),
-            ("hs_lastmodifieddate", ts("r.updated_at")),
         ),
     ),
     "deals": Projection(
@@ -131,11 +127,9 @@ PROJECTIONS: dict[str, Projection] = {
         source="book.tickets AS r LEFT JOIN book.accounts AS a ON a.n = r.account_n",
         properties=(
             ("subject", "r.subject"),
-            ("content", "NULL"),
             ("hs_pipeline", "'0'"),
             ("hs_pipeline_stage", _TICKET_STAGE),
             ("hs_ticket_priority", "upper(r.priority)"),
-            ("hs_ticket_category", "NULL"),
             ("escalated", flag("r.is_escalated")),
             ("closed_date", ts("r.closed_at")),
             ("hubspot_owner_id", hs_id("owners", "a.owner_n")),
