@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select, text
 
+from connectors.base import Stream
 from core.config.runtime import LimitsConfig
 from core.errors import FatalApiError
 from core.records import AccountRecord, Record, RejectedRecord
@@ -51,8 +52,8 @@ class FakeConnector:
     def check(self) -> None:
         return None
 
-    def streams(self) -> list[FakeStream]:
-        return self._streams
+    def streams(self) -> list[Stream]:
+        return list(self._streams)
 
 
 LIMITS = LimitsConfig(store_batch_size=2, cursor_lag_seconds=60)
