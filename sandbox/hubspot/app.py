@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sandbox.faults import FaultState
 from sandbox.http import SandboxRequest, SandboxResponse
@@ -330,7 +330,7 @@ class HubSpotApp:
     # --- routing ------------------------------------------------------------------------------------
 
     def _route(self, request: SandboxRequest) -> SandboxResponse:
-        parts = [p for p in request.path.split("/") if p]
+        parts = [unquote(p) for p in request.path.split("/") if p]
         method = request.method
         if parts[:3] == ["crm", "v3", "objects"] and len(parts) >= 4:
             return self._route_objects(method, self._object_type(parts[3]), parts[4:], request)

@@ -525,3 +525,68 @@ def test_runtime_sandbox_serves_hubspot_to_the_client_with_its_env(sandbox: Any)
         live = conn.execute("SELECT count(*) FROM accounts WHERE is_deleted = 0").fetchone()[0]
     assert len(client.crm.companies.get_all()) == live
     assert sandbox.servers["hubspot"].ledger.count(path_prefix="/crm/v3/objects/companies") == -(-live // 100)
+
+
+def test_v4_label_create_default_create_and_archive_round_trip(hs: HubSpotSandbox) -> None:
+    from hubspot.crm.associations.v4 import AssociationSpec
+
+    v4 = hs.api("crm.associations.v4.basic_api")
+    contact = hs.live_ids("contacts", "contacts", 300)[-1]
+    pair = v4.create(
+        "companies",
+        COMPANY_1,
+        "contacts",
+        contact,
+        [AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=280)],
+    )
+    assert (pair.from_object_type_id, pair.to_object_type_id, pair.to_object_id) == ("0-2", "0-1", contact)
+    linked = [r.to_object_id for r in v4.get_page("companies", COMPANY_1, "contacts").results]
+    assert contact in linked
+    default = v4.create_default("contacts", contact, "companies", COMPANY_2)
+    assert default.results[0].association_spec.association_type_id == 279
+    v4.archive("companies", COMPANY_1, "contacts", contact)
+    assert contact not in [r.to_object_id for r in v4.get_page("companies", COMPANY_1, "contacts").results]
+    hs.app.reset()
+    assert contact not in [r.to_object_id for r in v4.get_page("companies", COMPANY_1, "contacts").results]
+
+
+def test_batch_create_is_201_and_batch_upsert_by_email_marks_new_records(hs: HubSpotSandbox) -> None:
+    from hubspot.crm.contacts import (
+        BatchInputSimplePublicObjectBatchInputForCreate,
+        BatchInputSimplePublicObjectBatchInputUpsert,
+        BatchResponseSimplePublicObject,
+        BatchResponseSimplePublicUpsertObject,
+        SimplePublicObjectBatchInputForCreate,
+        SimplePublicObjectBatchInputUpsert,
+    )
+
+    created = hs.api("crm.contacts.batch_api").create(
+        BatchInputSimplePublicObjectBatchInputForCreate(
+            inputs=[SimplePublicObjectBatchInputForCreate(properties={"email": "ada@new.example", "firstname": "Ada"})]
+        )
+    )
+    assert isinstance(created, BatchResponseSimplePublicObject)
+    upserted = hs.api("crm.contacts.batch_api").upsert(
+        BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[
+                SimplePublicObjectBatchInputUpsert(
+                    id="ada@new.example", id_property="email", properties={"jobtitle": "CTO"}
+                ),
+                SimplePublicObjectBatchInputUpsert(
+                    id="bob@new.example", id_property="email", properties={"jobtitle": "VP"}
+                ),
+            ]
+        )
+    )
+    assert isinstance(upserted, BatchResponseSimplePublicUpsertObject)
+    assert [(r.new, r.properties["jobtitle"]) for r in upserted.results] == [(False, "CTO"), (True, "VP")]
+    by_email = hs.api("crm.contacts.basic_api").get_by_id(
+        "ada@new.example", id_property="email", properties=["jobtitle"]
+    )
+    assert (by_email.id, by_email.properties["jobtitle"]) == (created.results[0].id, "CTO")
+
+
+def test_list_with_property_history_pages_50_at_a_time(hs: HubSpotSandbox) -> None:
+    page = hs.api("crm.companies.basic_api").get_page(limit=100, properties_with_history=["name"])
+    assert len(page.results) == 50
+    assert all(len(r.properties_with_history["name"]) == 1 for r in page.results)
