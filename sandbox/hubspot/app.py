@@ -13,11 +13,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, unquote
 
+from sandbox.book import Book
 from sandbox.faults import FaultState
-from sandbox.http import SandboxRequest, SandboxResponse
+from sandbox.http import SandboxRequest, SandboxResponse, SandboxTokens
 from sandbox.hubspot.objects import (
     ALL_TYPE_IDS,
     ASSOCIATION_TYPE_IDS,
@@ -71,18 +72,6 @@ BATCH_TOO_LARGE = (
 )
 
 
-class Book(Protocol):
-    """What the emulator needs of ``sandbox.book.Book``."""
-
-    @property
-    def path(self) -> Any: ...
-
-
-class Tokens(Protocol):
-    @property
-    def hubspot_access_token(self) -> str: ...
-
-
 class ApiError(Exception):
     """An answer HubSpot gives as an error body; raised inside handlers, turned into a response once."""
 
@@ -106,7 +95,12 @@ class _Counters:
 
 
 class HubSpotApp:
-    """HubSpot CRM v3/v4 over the book: objects, batch, search, associations v4, properties, owners."""
+    """HubSpot CRM v3/v4 over the book: objects, batch, search, associations v4, properties, owners.
+
+    ``ten_second_limit`` and ``daily_limit`` are requests per rolling 10 s and per UTC day (Professional
+    tier by default; ``faults.profile.daily_limit`` overrides the daily one), ``search_per_second`` the
+    search endpoints' own limit. ``clock`` returns epoch seconds: it stamps writes and drives the limits.
+    """
 
     name = "hubspot"
 
@@ -114,7 +108,7 @@ class HubSpotApp:
         self,
         book: Book,
         faults: FaultState,
-        tokens: Tokens,
+        tokens: SandboxTokens,
         *,
         ten_second_limit: int = 190,
         daily_limit: int = 625_000,
@@ -159,7 +153,7 @@ class HubSpotApp:
     def error_response(self, kind: str) -> SandboxResponse:
         with self.store.lock:
             if kind == "rate_limited":
-                headers = self.limits.count(is_search=False, daily_limit=self.faults.profile.daily_limit).headers
+                headers = self.limits.headers(daily_limit=self.faults.profile.daily_limit)
                 return self._rate_limited("TEN_SECONDLY_ROLLING", {**headers, "X-HubSpot-RateLimit-Remaining": "0"})
             return self._error(ApiError(502, "The server encountered a temporary error. Please retry.", "UNKNOWN"))
 

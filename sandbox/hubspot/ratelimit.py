@@ -73,15 +73,7 @@ class RateLimits:
         """Count one authenticated request; a refused request is not counted."""
         daily = daily_limit if daily_limit is not None else self.daily
         with self._lock:
-            now = self._clock()
-            day = int(now // 86_400)
-            if day != self._day:
-                self._day = day
-                self._daily_used = 0
-            while self._window and self._window[0] <= now - TEN_SECONDS:
-                self._window.popleft()
-            while self._search_window and self._search_window[0] <= now - 1.0:
-                self._search_window.popleft()
+            now = self._advance()
             policy: str | None = None
             if self._daily_used >= daily:
                 policy = "DAILY"
@@ -94,11 +86,32 @@ class RateLimits:
                 self._window.append(now)
                 if is_search:
                     self._search_window.append(now)
-            headers = {
-                "X-HubSpot-RateLimit-Daily": str(daily),
-                "X-HubSpot-RateLimit-Daily-Remaining": str(max(daily - self._daily_used, 0)),
-                "X-HubSpot-RateLimit-Interval-Milliseconds": str(INTERVAL_MS),
-                "X-HubSpot-RateLimit-Max": str(self.ten_second),
-                "X-HubSpot-RateLimit-Remaining": str(max(self.ten_second - len(self._window), 0)),
-            }
-            return Verdict(policy, headers)
+            return Verdict(policy, self._headers(daily))
+
+    def headers(self, *, daily_limit: int | None = None) -> dict[str, str]:
+        """The X-HubSpot-RateLimit-* headers as they stand, without counting a request."""
+        with self._lock:
+            self._advance()
+            return self._headers(daily_limit if daily_limit is not None else self.daily)
+
+    def _advance(self) -> float:
+        """Drop what left the windows and start a new daily count on a new UTC day; the current time."""
+        now = self._clock()
+        day = int(now // 86_400)
+        if day != self._day:
+            self._day = day
+            self._daily_used = 0
+        while self._window and self._window[0] <= now - TEN_SECONDS:
+            self._window.popleft()
+        while self._search_window and self._search_window[0] <= now - 1.0:
+            self._search_window.popleft()
+        return now
+
+    def _headers(self, daily: int) -> dict[str, str]:
+        return {
+            "X-HubSpot-RateLimit-Daily": str(daily),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(daily - self._daily_used, 0)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(INTERVAL_MS),
+            "X-HubSpot-RateLimit-Max": str(self.ten_second),
+            "X-HubSpot-RateLimit-Remaining": str(max(self.ten_second - len(self._window), 0)),
+        }

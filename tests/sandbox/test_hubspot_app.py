@@ -92,7 +92,7 @@ def test_another_seed_gives_other_answers(tmp_path: Path) -> None:
 
 
 def test_book_rows_map_to_hubspot_values(app: HubSpotApp) -> None:
-    with app.book.connect() as conn:  # type: ignore[attr-defined]
+    with app.book.connect() as conn:
         deal = conn.execute(
             "SELECT n, kind, is_closed, is_won, close_date, amount FROM deals WHERE is_closed = 1 AND is_deleted = 0 "
             "ORDER BY n LIMIT 1"
@@ -247,6 +247,8 @@ def test_error_response_kinds(app: HubSpotApp) -> None:
     failed = app.error_response("server_error")
     assert failed.status == 502
     assert payload(failed)["status"] == "error"
+    # An injected fault is not a request HubSpot counted: the next real one still has the full window.
+    assert call(app, "GET", "/crm/v3/objects/companies?limit=1").headers["X-HubSpot-RateLimit-Remaining"] == "189"
 
 
 def test_unknown_object_type_and_route(app: HubSpotApp) -> None:
@@ -257,7 +259,7 @@ def test_unknown_object_type_and_route(app: HubSpotApp) -> None:
 
 
 def test_search_with_association_filter_finds_a_companys_contacts(app: HubSpotApp) -> None:
-    with app.book.connect() as conn:  # type: ignore[attr-defined]
+    with app.book.connect() as conn:
         expected = [
             n for (n,) in conn.execute("SELECT n FROM contacts WHERE account_n = 2 AND is_deleted = 0 ORDER BY n")
         ]
