@@ -214,7 +214,11 @@ class _Cycle:
         if self.should_stop():
             report.status = "interrupted"
             return
-        self._writeback(usable, budget)
+        try:
+            self._writeback(usable, budget)
+        except HealthAgentError as exc:  # pulled and scored data stay; the writes wait for the next run
+            log.error("writeback failed: %s", exc.user_message)
+            report.errors.append(f"writeback: {redact(exc.user_message)}")
         report.status = "interrupted" if self.should_stop() else ("partial" if self._had_errors() else "succeeded")
 
     def _stage(self, name: str) -> None:

@@ -61,3 +61,17 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 def settings(sandbox_env: dict[str, str]) -> Settings:
     return Settings()
+
+
+def provision_sandbox(config: AgentConfig, settings: Settings, sandbox: Sandbox) -> None:
+    """Create the agent's fields in the sandbox CRMs (as `health-agent provision --apply` does), then clear the ledgers."""
+    from agent.run import crm_clients
+    from connectors.credentials import Credentials
+    from connectors.registry import build_connectors
+    from writeback.provision import provision
+
+    credentials = Credentials.model_validate(settings.model_dump(include=set(Credentials.model_fields)))
+    report = provision(config, crm_clients(build_connectors(config.sources, config.limits, credentials)), apply=True)
+    assert report.ok, report.to_dict()
+    for name in ("salesforce", "hubspot"):
+        sandbox.ledger(name).clear()
