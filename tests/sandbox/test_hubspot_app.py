@@ -379,3 +379,35 @@ def test_search_pages_stop_at_the_10000th_result_and_the_next_page_is_refused(ap
     refused = call(app, "POST", "/crm/v3/objects/tasks/search", {"limit": 200, "after": "10000"})
     assert refused.status == 400
     assert payload(refused)["category"] == "VALIDATION_ERROR"
+
+
+def test_contains_token_wildcard_and_free_text_query(app: HubSpotApp) -> None:
+    email = app.get_record("contacts", "51000001")["email"]
+    domain = email.split("@", 1)[1]
+    with app.book.connect() as conn:
+        expected = conn.execute(
+            "SELECT count(*) FROM contacts WHERE is_deleted = 0 AND lower(email) LIKE ?", (f"%@{domain.lower()}",)
+        ).fetchone()[0]
+    by_token = {
+        "filterGroups": [{"filters": [{"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": f"*@{domain}"}]}]
+    }
+    assert payload(call(app, "POST", "/crm/v3/objects/contacts/search", by_token))["total"] == expected
+    name = app.get_record("companies", "9000000001")["name"]
+    found = payload(
+        call(app, "POST", "/crm/v3/objects/companies/search", {"query": name.lower(), "properties": ["name"]})
+    )
+    assert "9000000001" in [r["id"] for r in found["results"]]
+    assert all(name.lower() in r["properties"]["name"].lower() for r in found["results"])
+
+
+def test_inactive_users_are_archived_owners() -> None:
+    emulator = make_app(book_of(600))  # the 60-account book has no inactive user
+    with emulator.book.connect() as conn:
+        inactive = [n for (n,) in conn.execute("SELECT n FROM users WHERE is_active = 0 ORDER BY n")]
+        active = conn.execute("SELECT count(*) FROM users WHERE is_active = 1").fetchone()[0]
+    assert inactive
+    archived = payload(call(emulator, "GET", "/crm/v3/owners/?archived=true&limit=500"))["results"]
+    assert [int(o["id"]) - 40_000_000 for o in archived] == inactive
+    assert all(o["archived"] for o in archived)
+    assert len(payload(call(emulator, "GET", "/crm/v3/owners/?limit=500"))["results"]) == active
+    emulator.close()
