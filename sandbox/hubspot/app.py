@@ -176,6 +176,7 @@ class HubSpotApp:
             finally:
                 self.store.db.execute("COMMIT")
             response.headers.update(verdict.headers)
+            response.headers["X-HubSpot-Correlation-Id"] = self._correlation_id()
             return response
 
     # --- test hooks ---------------------------------------------------------------------------------
@@ -1016,13 +1017,20 @@ class HubSpotApp:
             if rest[1] not in groups:
                 raise ApiError(404, f"Unable to find property group {rest[1]}", "OBJECT_NOT_FOUND")
             return self._json(200, groups[rest[1]].as_json())
-        elif len(rest) == 1 and method == "GET":
+        elif len(rest) == 1 and method in ("GET", "DELETE"):
             prop = self.registry.get(object_type, rest[0])
             if prop is None:
                 raise ApiError(
                     404, f"Unable to find property {rest[0]} for object type {object_type}", "OBJECT_NOT_FOUND"
                 )
-            return self._json(200, prop.as_json())
+            if method == "GET":
+                return self._json(200, prop.as_json())
+            if prop.hubspot_defined:
+                raise ApiError(
+                    400, f"Property {prop.name} is HubSpot-defined and cannot be archived", "VALIDATION_ERROR"
+                )
+            self.registry.remove(object_type, prop.name)
+            return SandboxResponse(204)
         raise self._not_allowed(method, request.path)
 
     def _create_property(self, object_type: str, body: Any) -> SandboxResponse:

@@ -349,6 +349,10 @@ class PropertyRegistry:
     def add(self, object_type: str, prop: PropDef) -> None:
         self.props[object_type][prop.name] = prop
 
+    def remove(self, object_type: str, name: str) -> None:
+        """Archive a property: it can no longer be read or written (stored values stay, as in HubSpot)."""
+        del self.props[object_type][name]
+
     def invalid_values(self, object_type: str, values: dict[str, Any]) -> list[dict[str, Any]]:
         """HubSpot's per-property validation results for a write: unknown properties, bad options, read-only."""
         problems: list[dict[str, Any]] = []

@@ -255,7 +255,9 @@ def test_unknown_object_type_and_route(app: HubSpotApp) -> None:
     assert call(app, "GET", "/crm/v3/objects/widgets").status == 400
     assert call(app, "GET", "/crm/v3/objects/company?limit=1").status == 200
     assert call(app, "GET", "/crm/v3/objects/0-2?limit=1").status == 200
-    assert call(app, "GET", "/crm/v5/nothing").status == 404
+    missing = call(app, "GET", "/crm/v5/nothing")
+    assert missing.status == 404
+    assert missing.headers["X-HubSpot-Correlation-Id"] == payload(missing)["correlationId"]
 
 
 def test_search_with_association_filter_finds_a_companys_contacts(app: HubSpotApp) -> None:

@@ -388,6 +388,13 @@ def test_created_property_becomes_writable_and_readable(hs: HubSpotSandbox) -> N
     assert basic.get_by_id(COMPANY_1, properties=["health_score"]).properties["health_score"] == "72.5"
     history = basic.get_by_id(COMPANY_1, properties_with_history=["health_score"]).properties_with_history
     assert [(h.value, h.source_type) for h in history["health_score"]] == [("72.5", "INTEGRATION")]
+    core.archive("companies", "health_score")
+    with pytest.raises(CompaniesApiException) as archived:
+        basic.update(COMPANY_1, SimplePublicObjectInput(properties={"health_score": "80"}))
+    assert archived.value.status == 400
+    with pytest.raises(PropertiesApiException) as builtin:
+        core.archive("companies", "name")
+    assert builtin.value.status == 400
 
 
 def test_writing_an_unknown_property_is_400_property_doesnt_exist(hs: HubSpotSandbox) -> None:
