@@ -19,7 +19,11 @@ from store.models import Run, SyncState
 def recent_runs(engine: Engine, limit: int) -> list[dict[str, Any]]:
     """The newest ``limit`` runs with the headline figures of their reports."""
     with engine.connect() as conn:
-        rows = conn.execute(select(Run).order_by(Run.started_at.desc()).limit(limit)).scalars().all()
+        rows = conn.execute(
+            select(Run.id, Run.started_at, Run.status, Run.trigger, Run.dry_run, Run.report, Run.error)
+            .order_by(Run.started_at.desc())
+            .limit(limit)
+        ).all()
     out = []
     for run in rows:
         report = run.report or {}
@@ -43,7 +47,7 @@ def recent_runs(engine: Engine, limit: int) -> list[dict[str, Any]]:
 def cursors(engine: Engine) -> list[dict[str, Any]]:
     """Every stream's cursor and its last outcome."""
     with engine.connect() as conn:
-        rows = conn.execute(select(SyncState).order_by(SyncState.source, SyncState.stream)).scalars().all()
+        rows = conn.execute(select(*SyncState.__table__.c).order_by(SyncState.source, SyncState.stream)).all()
     return [
         {
             "source": s.source, "stream": s.stream, "cursor": s.cursor.isoformat() if s.cursor else s.cursor_token,
