@@ -161,23 +161,27 @@ class HubSpotApp:
         with self.store.lock:
             self._counters.requests += 1
             self._path = request.path
-            denied = self._authenticate(request)
-            if denied is not None:
-                return denied
-            is_search = request.method == "POST" and request.path.rstrip("/").endswith("/search")
-            verdict = self.limits.count(is_search=is_search, daily_limit=self.faults.profile.daily_limit)
-            if verdict.policy is not None:
-                return self._rate_limited(verdict.policy, verdict.headers)
-            self.store.db.execute("BEGIN")  # one transaction per request: a 100-record batch commits once
-            try:
-                response = self._route(request)
-            except ApiError as error:
-                response = self._error(error)
-            finally:
-                self.store.db.execute("COMMIT")
-            response.headers.update(verdict.headers)
+            response = self._answer(request)
             response.headers["X-HubSpot-Correlation-Id"] = self._correlation_id()
             return response
+
+    def _answer(self, request: SandboxRequest) -> SandboxResponse:
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        is_search = request.method == "POST" and request.path.rstrip("/").endswith("/search")
+        verdict = self.limits.count(is_search=is_search, daily_limit=self.faults.profile.daily_limit)
+        if verdict.policy is not None:
+            return self._rate_limited(verdict.policy, verdict.headers)
+        self.store.db.execute("BEGIN")  # one transaction per request: a 100-record batch commits once
+        try:
+            response = self._route(request)
+        except ApiError as error:
+            response = self._error(error)
+        finally:
+            self.store.db.execute("COMMIT")
+        response.headers.update(verdict.headers)
+        return response
 
     # --- test hooks ---------------------------------------------------------------------------------
 
