@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SH: Table = ScoreHistory.__table__  # type: ignore[assignment]
 PERSIST_BATCH = 2_000
+MAX_DRIVERS = 10  # more never fit in 255 characters
 
 
 @dataclass(frozen=True)
@@ -170,11 +171,13 @@ class FrameScores:
     def score(self, pos: int) -> float:
         return float(self.cards[self.card_of[pos]].score[self.row_of[pos]])
 
-    def detail(self, pos: int) -> AccountDetail:
+    def detail(self, pos: int, *, full: bool = True) -> AccountDetail:
+        """One account's result; ``full`` also phrases every measure (explanations), not only the drivers."""
         cfg, frame = self.config, self.frame
         acc = frame.accounts[pos]
         cr = self.cards[self.card_of[pos]]
         row = int(self.row_of[pos])
+        card_labels = [m.label for m in cr.card.measures]
         score = float(cr.score[row])
         coverage = float(cr.coverage[row])
         values = frame.row(pos)
@@ -185,15 +188,15 @@ class FrameScores:
             raw: float | str | None = raw_col[row] if isinstance(raw_col, list) else _r(float(raw_col[row]), 4)
             pts = float(cr.points[row, j])
             w = float(cr.weights[row, j])
-            text = self._phrase(pos, m.signal, raw, m.label)
+            text = self._phrase(pos, m.signal, raw, m.label) if full else ""
             missing = not bool(cr.has_data[row, j])
             measures.append(MeasureDetail(
                 m.name, m.label or m.name.replace("_", " "), m.signal, raw, None if math.isnan(pts) else pts,
                 float(cr.shares[j]), w, 0.0 if math.isnan(pts) else w * pts, missing, m.missing, text,
             ))
             if w > 0 and not math.isnan(pts):
-                drivers.append(Driver(text, w * (pts - 50.0)))
-        flags = flag_states(frame, pos, cfg)
+                drivers.append(Driver(text or f"{j}", w * (pts - 50.0)))
+        flags = flag_states(frame, pos, cfg, values)
         prev = self.history.previous.get(acc.id)
         base = self.history.trend_base.get(acc.id)
         delta = score - base.score if base else None
@@ -211,6 +214,9 @@ class FrameScores:
             chosen = sorted((d for d in drivers if d.impact < 0), key=lambda d: d.impact)
             flag_texts = [self._flag_text(pos, n) for n in ("champion_gone", "single_threaded", "lonely_client")
                           if flags[n].on]
+        if not full:  # phrase only the drivers that can make it into the summary
+            chosen = [Driver(self._phrase(pos, measures[int(d.text)].signal, measures[int(d.text)].raw,
+                                          card_labels[int(d.text)]), d.impact) for d in chosen[:MAX_DRIVERS]]
         ordered = [*chosen[:3], *(Driver(t, 0.0) for t in flag_texts), *chosen[3:]]
         first = [note] if override else []
         last = [f"low confidence ({coverage:.0%} of weight has data)"] if low_conf else []
@@ -306,7 +312,7 @@ def score_accounts(
     scored_at = datetime.now(UTC)
     results: list[AccountScore] = []
     for chunk in _chunks(len(frame), PERSIST_BATCH):
-        details = [fs.detail(pos) for pos in chunk]
+        details = [fs.detail(pos, full=False) for pos in chunk]
         results.extend(d.score for d in details)
         if persist and details:
             rows = [history_row(d, run_id, scored_at, config.trend_days) for d in details]

@@ -71,9 +71,10 @@ def _n(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def flag_states(frame: SignalFrame, pos: int, config: ScoringConfig) -> dict[str, FlagState]:
+def flag_states(frame: SignalFrame, pos: int, config: ScoringConfig,
+                values: dict[str, float | None] | None = None) -> dict[str, FlagState]:
     """Each flag's state for one account and, on or off, the reason in plain language."""
-    v = frame.row(pos)
+    v = values if values is not None else frame.row(pos)
     f = config.flags
     out: dict[str, FlagState] = {}
     threads = int(v["thread_count"] or 0)

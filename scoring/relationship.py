@@ -4,12 +4,15 @@ Every component only grows with more contact: more touches raise frequency and i
 weighted by how close each interaction is: meeting > call > two-way email > one-way email), a later last
 touch raises recency, and touches in new periods raise regularity. So more recent or more frequent contact
 never lowers a contact's strength. The two-way ratio is reported, and enters through those weights.
+The computation is vectorized over per-contact aggregates (one array element per contact).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from core.config.scoring import RelationshipConfig
 
@@ -43,24 +46,63 @@ class StrengthParts:
     strength: float
 
 
-def contact_strength(t: ContactTouches, seniority: str, rc: RelationshipConfig) -> StrengthParts:
-    """A contact's relationship strength (0-1) and its components."""
-    days = max(0.0, t.days_since_last) if not math.isnan(t.days_since_last) else float(rc.window_days)
-    recency = 0.5 ** (days / rc.recency_half_life_days) if t.touches else 0.0
-    frequency = 1.0 - math.exp(-t.touches / rc.frequency_scale)
-    regularity = min(1.0, t.active_buckets / rc.regularity_buckets)
+@dataclass(frozen=True)
+class StrengthArrays:
+    """The same components for many contacts at once."""
+
+    recency: np.ndarray
+    frequency: np.ndarray
+    regularity: np.ndarray
+    intimacy: np.ndarray
+    two_way_ratio: np.ndarray
+    seniority_weight: np.ndarray
+    strength: np.ndarray
+
+    def part(self, i: int) -> StrengthParts:
+        return StrengthParts(
+            float(self.recency[i]), float(self.frequency[i]), float(self.regularity[i]), float(self.intimacy[i]),
+            float(self.two_way_ratio[i]), float(self.seniority_weight[i]), float(self.strength[i]),
+        )
+
+
+def seniority_weights(levels: np.ndarray | list[str], rc: RelationshipConfig) -> np.ndarray:
+    """The configured weight of each seniority level (unknown levels weigh as ``unknown``)."""
+    table = rc.seniority.model_dump()
+    return np.array([table.get(level, rc.seniority.unknown) for level in levels], dtype=float)
+
+
+def contact_strengths(days_since_last: np.ndarray, meetings: np.ndarray, calls: np.ndarray, two_way_emails: np.ndarray,
+                      one_way_emails: np.ndarray, active_buckets: np.ndarray, seniority_weight: np.ndarray,
+                      rc: RelationshipConfig) -> StrengthArrays:
+    """Strength (0-1) and its components for each contact (arrays of equal length)."""
+    touches = meetings + calls + two_way_emails + one_way_emails
+    days = np.where(np.isnan(days_since_last), float(rc.window_days), np.maximum(days_since_last, 0.0))
+    recency = np.where(touches > 0, 0.5 ** (days / rc.recency_half_life_days), 0.0)
+    frequency = 1.0 - np.exp(-touches / rc.frequency_scale)
+    regularity = np.minimum(1.0, active_buckets / rc.regularity_buckets)
     w = rc.intimacy
-    weighted = t.meetings * w.meeting + t.calls * w.call + t.two_way_emails * w.two_way_email
-    weighted += t.one_way_emails * w.one_way_email
-    intimacy = 1.0 - math.exp(-weighted / rc.intimacy_scale)
-    two_way_ratio = (t.meetings + t.calls + t.two_way_emails) / t.touches if t.touches else 0.0
+    weighted = meetings * w.meeting + calls * w.call + two_way_emails * w.two_way_email
+    weighted = weighted + one_way_emails * w.one_way_email
+    intimacy = 1.0 - np.exp(-weighted / rc.intimacy_scale)
+    two_way = np.divide(meetings + calls + two_way_emails, touches, out=np.zeros(len(touches)), where=touches > 0)
     cw = rc.components
     total = cw.recency + cw.frequency + cw.regularity + cw.intimacy
-    base = cw.recency * recency + cw.frequency * frequency + cw.regularity * regularity + cw.intimacy * intimacy
-    base /= total
-    seniority_weight = float(getattr(rc.seniority, seniority, rc.seniority.unknown))
-    return StrengthParts(recency, frequency, regularity, intimacy, two_way_ratio, seniority_weight,
-                         seniority_weight * base)
+    base = (cw.recency * recency + cw.frequency * frequency + cw.regularity * regularity + cw.intimacy * intimacy)
+    return StrengthArrays(recency, frequency, regularity, intimacy, two_way, seniority_weight,
+                          seniority_weight * base / total)
+
+
+def contact_strength(t: ContactTouches, seniority: str, rc: RelationshipConfig) -> StrengthParts:
+    """A contact's relationship strength (0-1) and its components."""
+
+    def one(x: float) -> np.ndarray:
+        return np.array([x], dtype=float)
+
+    arrays = contact_strengths(
+        one(t.days_since_last), one(t.meetings), one(t.calls), one(t.two_way_emails), one(t.one_way_emails),
+        one(t.active_buckets), seniority_weights([seniority], rc), rc,
+    )
+    return arrays.part(0)
 
 
 def relationship_capital(strength_sum: float, rc: RelationshipConfig) -> float:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    Column,
     ColumnElement,
     Connection,
     Select,
@@ -35,7 +34,7 @@ from sqlalchemy import (
 
 from core.config.scoring import SIGNALS, ScoringConfig
 from core.titles import department_of
-from scoring.relationship import ContactTouches, StrengthParts, contact_strength, relationship_capital
+from scoring.relationship import StrengthParts, contact_strengths, seniority_weights
 from store.models import (
     Account,
     AccountLink,
@@ -163,7 +162,7 @@ def _month_start(d: date, back: int = 0) -> date:
     return date(y, m, 1)
 
 
-def hours_between(conn: Connection, start: Column[Any], end: Column[Any]) -> ColumnElement[Any]:
+def hours_between(conn: Connection, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[Any]:
     """``end - start`` in hours, on SQLite (julianday) and PostgreSQL (epoch)."""
     if conn.dialect.name == "sqlite":
         return (func.julianday(end) - func.julianday(start)) * 24.0
@@ -256,22 +255,21 @@ class _Builder:
             *[(a.c.occurred_at >= self.ago(bucket_len * (k + 1)), k) for k in range(rc.regularity_buckets)],
             else_=None,
         )
-        email_two_way = and_(a.c.activity_type == "email", a.c.direction.in_(("inbound", "two_way")))
-        email_one_way = and_(a.c.activity_type == "email", not_(a.c.direction.in_(("inbound", "two_way"))))
-        email_one_way = or_(email_one_way, and_(a.c.activity_type == "email", a.c.direction.is_(None)))
-        exec_meeting_cut = self.ago(180)
+        email = a.c.activity_type == "email"
+        email_two_way = and_(email, a.c.direction.in_(("inbound", "two_way")))
+        email_one_way = and_(email, or_(a.c.direction.is_(None), not_(a.c.direction.in_(("inbound", "two_way")))))
         per_contact = (
             select(
                 ACC.c.id.label("account_id"),
                 c.c.id.label("contact_id"),
                 func.count().label("touches"),
-                _ts(func.max(a.c.occurred_at)).label("last_touch"),
+                func.max(a.c.occurred_at).label("last_touch"),
                 _count_if(a.c.activity_type == "meeting").label("meetings"),
                 _count_if(a.c.activity_type == "call").label("calls"),
                 _count_if(email_two_way).label("two_way_emails"),
                 _count_if(email_one_way).label("one_way_emails"),
                 _count_if(a.c.occurred_at >= engaged_cut).label("engaged_touches"),
-                _count_if(and_(a.c.activity_type == "meeting", a.c.occurred_at >= exec_meeting_cut)).label(
+                _count_if(and_(a.c.activity_type == "meeting", a.c.occurred_at >= self.ago(180))).label(
                     "meetings_180d"
                 ),
                 func.count(func.distinct(bucket)).label("active_buckets"),
@@ -292,85 +290,88 @@ class _Builder:
             .subquery("pc")
         )
         pc: Subquery = per_contact
+        as_of = literal(self.as_of, UtcDateTime())
+        changed_at = func.coalesce(c.c.source_updated_at, c.c.deleted_at)
+        changed_before = or_(changed_at.is_(None), changed_at < as_of)
+        gone = case((and_(c.c.is_deleted, changed_before), 2), (and_(c.c.has_left, changed_before), 1), else_=0)
         stmt = select(
-            pc,
-            c.c.first_name,
-            c.c.last_name,
-            c.c.email,
-            c.c.title,
-            c.c.seniority,
-            c.c.department,
-            c.c.has_left,
-            c.c.is_deleted,
-            _ts(func.coalesce(c.c.source_updated_at, c.c.deleted_at)).label("changed_at"),
-        ).join(c, c.c.id == pc.c.contact_id)
+            pc.c.account_id, pc.c.contact_id, pc.c.touches, pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
+            pc.c.one_way_emails, pc.c.engaged_touches, pc.c.meetings_180d, pc.c.active_buckets,
+            (hours_between(self.conn, pc.c.last_touch, as_of) / 24.0).label("days_since"),
+            gone.label("gone"), c.c.seniority, c.c.department, c.c.title, c.c.first_name, c.c.last_name, c.c.email,
+        ).join(c, c.c.id == pc.c.contact_id).order_by(pc.c.account_id, pc.c.contact_id)
+        cols: list[list[Any]] = [[] for _ in range(18)]
+        for row in self.rows(stmt):
+            for k, v in enumerate(row):
+                cols[k].append(v)
+        self._relationship_columns(cols)
+
+    def _relationship_columns(self, cols: list[list[Any]]) -> None:
+        """Per-contact rows (as columns) -> per-contact strength -> per-account signals, vectorized."""
+        rc = self.config.relationship
         n = len(self.accounts)
-        strength_sum = np.zeros(n)
-        threads = np.zeros(n)
-        levels: dict[int, set[str]] = {}
-        departments: dict[int, set[str]] = {}
-        exec_engaged = np.zeros(n)
-        exec_meeting = np.zeros(n)
-        last_exec = np.full(n, np.nan)
-        best_prior: dict[int, tuple[int, str, str | None]] = {}
-        min_prior = self.config.flags.champion_gone.min_prior_touches
-        for r in self.rows(stmt):
-            pos = self.pos.get(r.account_id)
-            if pos is None:
-                continue
-            changed_before = r.changed_at is None or _utc(r.changed_at) < self.as_of  # type: ignore[operator]
-            gone = "deleted" if r.is_deleted and changed_before else ("left" if r.has_left and changed_before else None)
-            days_since = _days(self.as_of, r.last_touch)
-            touches = ContactTouches(
-                days_since_last=days_since,
-                meetings=r.meetings,
-                calls=r.calls,
-                two_way_emails=r.two_way_emails,
-                one_way_emails=r.one_way_emails,
-                active_buckets=r.active_buckets,
-            )
-            seniority = r.seniority or "unknown"
-            parts = contact_strength(touches, seniority, rc)
-            engaged = r.engaged_touches > 0 and gone is None
-            is_exec = seniority in EXEC_LEVELS
-            if gone is None:
-                strength_sum[pos] += parts.strength
-            dept = r.department or department_of(r.title)
-            if engaged:
-                threads[pos] += 1
-                levels.setdefault(pos, set()).add(seniority)
-                if dept:
-                    departments.setdefault(pos, set()).add(dept.lower())
-                if is_exec:
-                    exec_engaged[pos] = 1
-            if is_exec:
-                if r.meetings_180d > 0:
-                    exec_meeting[pos] = 1
-                if math.isnan(last_exec[pos]) or days_since < last_exec[pos]:
-                    last_exec[pos] = days_since
-            prior = r.touches - r.engaged_touches
-            name = " ".join(x for x in (r.first_name, r.last_name) if x) or r.email or f"contact {r.contact_id}"
-            if prior >= min_prior and prior > best_prior.get(pos, (0, "", None))[0]:
-                why = gone or ("stopped engaging" if r.engaged_touches == 0 else None)
-                best_prior[pos] = (prior, name, why)
-            if r.account_id in self.detail_for:
-                self.contacts.setdefault(pos, []).append(
-                    ContactDetail(r.contact_id, name, seniority, dept, r.touches, days_since, engaged, gone, parts)
-                )
-        self.values["relationship_capital"] = np.array([relationship_capital(s, rc) for s in strength_sum])
-        self.values["thread_count"] = threads
-        self.values["seniority_levels_engaged"] = np.array([len(levels.get(i, ())) for i in range(n)], dtype=float)
-        self.values["departments_engaged"] = np.array([len(departments.get(i, ())) for i in range(n)], dtype=float)
-        self.values["exec_sponsor_engaged"] = exec_engaged
-        self.values["exec_meeting_180d"] = exec_meeting
-        self.values["days_since_exec_touch"] = last_exec
+        known = np.array([self.pos.get(x, -1) for x in cols[0]], dtype=np.int64)
+        keep = known >= 0
+        pos = known[keep]
+
+        def num(k: int) -> np.ndarray:
+            return np.asarray(cols[k], dtype=float)[keep]
+
+        touches, meetings, calls, two_way, one_way = num(2), num(3), num(4), num(5), num(6)
+        engaged_touches, meetings_180d, buckets, days = num(7), num(8), num(9), num(10)
+        gone = np.asarray(cols[11], dtype=np.int64)[keep]
+        seniority = np.array([s or "unknown" for s in cols[12]], dtype=object)[keep]
+        titles = np.array(cols[14], dtype=object)[keep]
+        departments = [d or department_of(t) for d, t in zip(np.array(cols[13], dtype=object)[keep], titles,
+                                                                  strict=True)]
+        strengths = contact_strengths(days, meetings, calls, two_way, one_way, buckets,
+                                      seniority_weights(list(seniority), rc), rc)
+        live = gone == 0
+        engaged = (engaged_touches > 0) & live
+        is_exec = np.isin(seniority, EXEC_LEVELS)
+        strength_sum = np.bincount(pos[live], weights=strengths.strength[live], minlength=n)
+        self.values["relationship_capital"] = 100.0 * (1.0 - np.exp(-strength_sum / rc.capital_scale))
+        self.values["thread_count"] = np.bincount(pos[engaged], minlength=n).astype(float)
+        self.values["seniority_levels_engaged"] = _distinct_per(pos[engaged], seniority[engaged], n)
+        dept_arr = np.array([(d or "").lower() for d in departments], dtype=object)
+        with_dept = engaged & (dept_arr != "")
+        self.values["departments_engaged"] = _distinct_per(pos[with_dept], dept_arr[with_dept], n)
+        self.values["exec_sponsor_engaged"] = (np.bincount(pos[engaged & is_exec], minlength=n) > 0).astype(float)
+        self.values["exec_meeting_180d"] = (np.bincount(pos[is_exec & (meetings_180d > 0)], minlength=n) > 0).astype(
+            float)
+        last_exec = np.full(n, np.inf)
+        np.minimum.at(last_exec, pos[is_exec], days[is_exec])
+        self.values["days_since_exec_touch"] = np.where(np.isinf(last_exec), np.nan, last_exec)
+        # The champion: most touches before the engaged window (ties: the lowest contact id), at least N of them.
+        prior = touches - engaged_touches
+        candidates = np.flatnonzero(prior >= self.config.flags.champion_gone.min_prior_touches)
         champion_gone = np.zeros(n)
-        for pos, (prior, name, why) in best_prior.items():
-            self.champions[pos] = Champion(name, prior, why)
-            champion_gone[pos] = 1.0 if why else 0.0
+        contact_ids = np.asarray(cols[1], dtype=np.int64)[keep]
+        order = candidates[np.lexsort((contact_ids[candidates], -prior[candidates], pos[candidates]))]
+        first = order[np.r_[True, pos[order][1:] != pos[order][:-1]]] if order.size else order
+        names = [cols[15], cols[16], cols[17]]
+        rows_kept = np.flatnonzero(keep)
+
+        def name_of(i: int) -> str:
+            r = int(rows_kept[i])
+            full = " ".join(x for x in (names[0][r], names[1][r]) if x)
+            return full or names[2][r] or f"contact {cols[1][r]}"
+
+        reasons = {0: None, 1: "left", 2: "deleted"}
+        for i in first:
+            why = reasons[int(gone[i])] or ("stopped engaging" if engaged_touches[i] == 0 else None)
+            self.champions[int(pos[i])] = Champion(name_of(int(i)), int(prior[i]), why)
+            champion_gone[pos[i]] = 1.0 if why else 0.0
         self.values["champion_gone"] = champion_gone
-        for details in self.contacts.values():
-            details.sort(key=lambda d: -d.parts.strength)
+        if self.detail_for:
+            detail_pos = {self.pos[x] for x in self.detail_for if x in self.pos}
+            for i in np.flatnonzero(np.isin(pos, list(detail_pos))):
+                self.contacts.setdefault(int(pos[i]), []).append(ContactDetail(
+                    int(contact_ids[i]), name_of(int(i)), str(seniority[i]), departments[i], int(touches[i]),
+                    float(days[i]), bool(engaged[i]), reasons[int(gone[i])], strengths.part(int(i)),
+                ))
+            for details in self.contacts.values():
+                details.sort(key=lambda d: -d.parts.strength)
 
     # --- support --------------------------------------------------------------------------------
     def support(self) -> None:
@@ -580,6 +581,14 @@ class _Builder:
                 self.values["tenure_days"][pos] = max(0.0, _days(self.as_of, acc.created_at))
             if acc.arr is not None:
                 self.values["arr"][pos] = acc.arr
+
+
+def _distinct_per(pos: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """How many distinct labels each position has."""
+    if pos.size == 0:
+        return np.zeros(n)
+    pairs = {(int(p), str(label)) for p, label in zip(pos, labels, strict=True)}
+    return np.bincount(np.array([p for p, _ in pairs], dtype=np.int64), minlength=n).astype(float)
 
 
 def _nan_none(v: float) -> float | None:
