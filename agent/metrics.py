@@ -69,6 +69,16 @@ class AgentMetrics:
             self.last_success.set(report.finished_at.timestamp())
         self.last_run_failed.set(1 if report.status == "failed" else 0)
 
+    def restore(self, last: RunReport | None, last_success: RunReport | None) -> None:
+        """Set the gauges from runs of an earlier process (after a restart); counters start at zero."""
+        if last_success is not None and last_success.finished_at is not None:
+            self.last_success.set(last_success.finished_at.timestamp())
+        if last is not None:
+            self.last_run_failed.set(1 if last.status == "failed" else 0)
+            if last.scoring is not None:
+                for band, count in last.scoring.band_counts.items():
+                    self.accounts.labels(band).set(count)
+
     def exposition(self) -> bytes:
         """The metrics in the Prometheus text format."""
         return bytes(generate_latest(self.registry))

@@ -499,10 +499,13 @@ def _write_html(config: AgentConfig, report: RunReport) -> str | None:
     folder = config.observability.report_dir
     if not folder:
         return None
-    path = Path(folder) / f"run-{report.started_at.strftime('%Y%m%dT%H%M%S')}-{report.run_id[:8]}.html"
+    path = Path(folder) / f"run-{report.started_at.strftime('%Y%m%dT%H%M%S.%f')}-{report.run_id[:8]}.html"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(report.render_html(), encoding="utf-8")
+        # File names start with the run's UTC start time: the oldest sort first.
+        for old in sorted(path.parent.glob("run-*.html"))[: -config.observability.keep_runs]:
+            old.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("could not write the HTML run report to %s: %s", path, exc)
         return None

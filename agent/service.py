@@ -17,11 +17,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from agent.health import HealthServer, Readiness
 from agent.lease import LeaseKeeper, RunLease
 from agent.metrics import AgentMetrics
+from agent.report import RunReport
 from agent.run import Steps, run_once
 from agent.scheduler import build_scheduler
 from agent.settings import Settings
@@ -55,6 +56,7 @@ class Service:
         self.idle.set()
         self.current_run: str | None = None
         self.abandoned = False  # a run thread outlived the grace period
+        self.metrics.restore(*_last_reports(engine))
         self.scheduler = build_scheduler(config.schedule, self.run_job)
         self.health: HealthServer | None = None
         if config.observability.listen:
@@ -141,3 +143,18 @@ class Service:
     def _describe_schedule(self) -> str:
         s = self.config.schedule
         return f"every {s.interval_minutes} min" if s.interval_minutes else f"cron {s.cron!r}"
+
+
+def _last_reports(engine: Engine) -> tuple[RunReport | None, RunReport | None]:
+    """The newest finished run and the newest succeeded one, from the store."""
+    finished = select(Run.report).where(Run.status.not_in(("running",))).order_by(Run.started_at.desc()).limit(1)
+    succeeded = select(Run.report).where(Run.status == "succeeded").order_by(Run.started_at.desc()).limit(1)
+    with engine.connect() as conn:
+        rows = [conn.execute(query).scalar() for query in (finished, succeeded)]
+    reports = []
+    for row in rows:
+        try:
+            reports.append(RunReport.model_validate(row) if row else None)
+        except ValueError:  # a report stored by an older version: not worth failing the start for
+            reports.append(None)
+    return reports[0], reports[1]

@@ -81,3 +81,12 @@ def test_run_once_with_no_sources_succeeds_and_prints_its_report(
 
 def test_run_without_once_is_a_usage_error(config_file: Path) -> None:
     assert runner.invoke(app, ["run", "--config", str(config_file)]).exit_code == 2
+
+
+def test_run_once_refuses_while_another_replica_holds_the_lease(store_engine: Engine, config_file: Path) -> None:
+    from agent.lease import RunLease
+
+    assert RunLease(store_engine, holder="replica-b:42", ttl_seconds=300).try_acquire()
+    result = runner.invoke(app, ["run", "--once", "--config", str(config_file), "--database-url", _url(store_engine)])
+    assert result.exit_code == 1
+    assert "another run is in progress (replica-b:42" in result.stderr

@@ -125,3 +125,17 @@ def test_listen_address_is_parsed_or_refused() -> None:
     assert parse_listen(":9000") == ("127.0.0.1", 9000)
     with pytest.raises(ConfigError, match="host:port"):
         parse_listen("localhost")
+
+
+def test_restarted_service_restores_gauges_but_not_counters() -> None:
+    metrics = AgentMetrics()
+    metrics.restore(_report("failed"), _report("succeeded"))
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for s in family.samples
+    }
+    assert samples[("health_agent_last_run_failed", ())] == 1
+    assert samples[("health_agent_accounts", (("band", "green"),))] == 300
+    assert samples[("health_agent_last_success_timestamp_seconds", ())] == (T0 + timedelta(seconds=42)).timestamp()
+    assert not any(name == "health_agent_runs_total" for name, _ in samples)

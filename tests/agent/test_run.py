@@ -271,3 +271,11 @@ def test_old_runs_beyond_keep_runs_are_pruned(store_engine: Engine, tmp_path: Pa
     with store_engine.connect() as conn:
         kept = set(conn.execute(select(Run.id)).scalars())
     assert kept == set(ids[1:])
+
+
+def test_html_reports_beyond_keep_runs_are_deleted(store_engine: Engine, tmp_path: Path) -> None:
+    config = AgentConfig.model_validate(
+        {"version": 1, "observability": {"report_dir": str(tmp_path / "reports"), "keep_runs": 2}}
+    )
+    paths = [run_once(config, Settings(), engine=store_engine, steps=Pipeline([]).steps()).html_path for _ in range(3)]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == sorted(Path(p).name for p in paths[1:] if p)
