@@ -7,6 +7,7 @@ the CRM APIs, and leaves a store and an HTML run report (their paths are printed
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -37,6 +38,8 @@ def run(
     from writeback.provision import provision
 
     started = time.monotonic()
+    if not ctx.verbose:  # the summary is the demo's output; per-stream log lines would bury it (-v shows them)
+        logging.getLogger().setLevel(logging.WARNING)
     output_dir = output_dir.resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     database_url = _database_url(ctx, output_dir)
