@@ -3,6 +3,12 @@
 Status codes follow what hubspot-api-client 12 deserialises (201 create, 200 read/update, 207 mixed
 batch, 204 archive); any other 2xx would make the client return None silently. Private-app tokens
 cannot be refreshed, so an expired token stays expired until ``reset()``.
+
+Where HubSpot's exact behaviour is not documented the emulator picks one and says so here: the text
+of the 400 past 10,000 search results; injected write failures as ``LOCKED`` (423 on single writes)
+or ``VALIDATION_ERROR``; batch update/upsert of an unknown id as a per-record ``OBJECT_NOT_FOUND``;
+a batch naming an unknown property refused whole (400 ``PROPERTY_DOESNT_EXIST``); rate-limit headers
+on search answers too; no ``Retry-After`` on 429 (the client would sleep on it).
 """
 
 from __future__ import annotations
@@ -339,12 +345,9 @@ class HubSpotApp:
             return self._route_properties(method, self._object_type(parts[3]), parts[4:], request)
         if parts[:3] == ["crm", "v4", "objects"] and len(parts) >= 7 and parts[5] == "associations":
             return self._route_v4_record(method, self._object_type(parts[3]), parts[4], parts[6:], request)
-        if parts[:3] == ["crm", "v4", "associations"] and len(parts) == 8 and parts[5] == "batch":
+        if parts[:3] == ["crm", "v4", "associations"] and len(parts) in (7, 8) and parts[5] == "batch":
             from_type, to_type = self._object_type(parts[3]), self._object_type(parts[4])
             return self._route_v4_batch(method, from_type, to_type, "/".join(parts[6:]), request)
-        if parts[:3] == ["crm", "v4", "associations"] and len(parts) == 7 and parts[5] == "batch":
-            from_type, to_type = self._object_type(parts[3]), self._object_type(parts[4])
-            return self._route_v4_batch(method, from_type, to_type, parts[6], request)
         raise ApiError(404, f"Unable to route {method} {request.path}", "OBJECT_NOT_FOUND")
 
     @staticmethod
