@@ -191,8 +191,7 @@ def _write_fields(
         return
     values = {rid: {f: c.new for f, c in fields.items()} for rid, fields in writes.items()}
     with engine.begin() as conn:
-        attempts = [_outcome(c, "attempt") for fields in writes.values() for c in fields.values()]
-        ledger.record_attempts(conn, run_id, attempts, now_utc())
+        ledger.record_attempts(conn, run_id, crm, plan.object_type(crm), values, now_utc())
     for batch in writer.write(values):
         report.write_calls += batch.bulk_jobs or 1
         report.bulk_jobs += batch.bulk_jobs

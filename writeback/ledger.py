@@ -6,12 +6,14 @@ Callers own the transaction: an outcome and the ledger rows that record it commi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select, tuple_, update
+from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from store.models import TaskLedger, WriteLedger, WrittenField
 from store.upsert import upsert_rows
@@ -21,6 +23,7 @@ _WF: Table = WrittenField.__table__  # type: ignore[assignment]
 _WL: Table = WriteLedger.__table__  # type: ignore[assignment]
 _TL: Table = TaskLedger.__table__  # type: ignore[assignment]
 _CHUNK = 5_000
+ATTEMPT_FIELD = "*"  # the field of an ``attempt`` row: its value holds every field sent to the record
 
 
 @dataclass(frozen=True)
@@ -59,59 +62,87 @@ def written_values(
     return out
 
 
-def record_attempts(conn: Connection, run_id: str, attempts: Sequence[FieldOutcome], at: datetime) -> None:
-    """Note values about to be sent (outcome ``attempt``), committed before the call: if the process dies
-    before the outcome is recorded, the next run knows a value it finds in the CRM came from the agent."""
-    _insert_rows(conn, run_id, [replace(a, outcome="attempt") for a in attempts], at)
+def record_attempts(
+    conn: Connection, run_id: str, crm: str, object_type: str, records: Mapping[str, Mapping[str, Canonical]],
+    at: datetime,
+) -> None:
+    """Note the values about to be sent, committed before the calls: one ``attempt`` row per record (field
+    ``*``, value: field -> value). If the process dies before the outcome is recorded, the next run knows the
+    record's fields are unsettled and that those values in the CRM came from the agent, not from a person."""
+    conn.execute(_WL.insert(), [
+        {"run_id": run_id, "crm": crm, "object_type": object_type, "record_id": rid, "field": ATTEMPT_FIELD,
+         "value": json.dumps(dict(values), ensure_ascii=False), "previous_value": None, "outcome": "attempt",
+         "error": None, "attempted_at": at}
+        for rid, values in records.items()
+    ])
+
+
+def _attempts(
+    conn: Connection, crm: str, object_type: str, record_ids: Sequence[str]
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(row id, record id, field -> value) of the unsettled attempts on these records."""
+    for start in range(0, len(record_ids), _CHUNK):
+        query = select(_WL.c.id, _WL.c.record_id, _WL.c.value).where(
+            _WL.c.outcome == "attempt", _WL.c.field == ATTEMPT_FIELD, _WL.c.crm == crm,
+            _WL.c.object_type == object_type, _WL.c.record_id.in_(list(record_ids[start : start + _CHUNK])),
+        )
+        for row_id, record_id, value in conn.execute(query):
+            yield row_id, record_id, json.loads(value or "{}")
 
 
 def agent_attempted(conn: Connection, crm: str, object_type: str, record_id: str, field: str, value: Canonical) -> bool:
     """True when the agent once sent ``value`` to this field without recording that it landed."""
-    query = select(_WL.c.id).where(
-        _WL.c.crm == crm, _WL.c.object_type == object_type, _WL.c.record_id == record_id, _WL.c.field == field,
-        _WL.c.value == encode(value), _WL.c.outcome == "attempt",
-    ).limit(1)
-    return conn.execute(query).first() is not None
-
-
-def record_outcomes(conn: Connection, run_id: str, outcomes: Sequence[FieldOutcome], at: datetime) -> None:
-    """Add the outcomes to the audit trail and move ``written_fields`` for every value that landed.
-
-    A landed value settles its field: the ``attempt`` rows of that field (from any run) are removed. The
-    attempts of values that did not land stay, so the next plan re-checks those fields.
-    """
-    if not outcomes:
-        return
-    landed = [o for o in outcomes if o.landed]
-    by_object: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for o in landed:
-        by_object.setdefault((o.crm, o.object_type), []).append((o.record_id, o.field))
-    for (crm, object_type), keys in by_object.items():
-        for start in range(0, len(keys), _CHUNK):
-            conn.execute(_WL.delete().where(
-                _WL.c.outcome == "attempt", _WL.c.crm == crm, _WL.c.object_type == object_type,
-                tuple_(_WL.c.record_id, _WL.c.field).in_(keys[start : start + _CHUNK]),
-            ))
-    _insert_rows(conn, run_id, outcomes, at)
-    rows = [
-        {"crm": o.crm, "object_type": o.object_type, "record_id": o.record_id, "field": o.field,
-         "value": encode(o.value), "written_at": at, "run_id": run_id}
-        for o in landed
-    ]
-    upsert_rows(conn, _WF, rows, ("crm", "object_type", "record_id", "field"))
+    return any(
+        field in sent and sent[field] == value for _, _, sent in _attempts(conn, crm, object_type, [record_id])
+    )
 
 
 def unconfirmed(conn: Connection, crm: str, object_type: str, record_ids: Sequence[str]) -> set[tuple[str, str]]:
     """(record id, field) pairs with a value the agent sent but never saw land (a crash, a failure): the CRM
     may hold it, so ``written_fields`` cannot be trusted there until a write lands."""
-    out: set[tuple[str, str]] = set()
-    for start in range(0, len(record_ids), _CHUNK):
-        query = select(_WL.c.record_id, _WL.c.field).distinct().where(
-            _WL.c.outcome == "attempt", _WL.c.crm == crm, _WL.c.object_type == object_type,
-            _WL.c.record_id.in_(list(record_ids[start : start + _CHUNK])),
+    return {(rid, f) for _, rid, sent in _attempts(conn, crm, object_type, record_ids) for f in sent}
+
+
+def record_outcomes(conn: Connection, run_id: str, outcomes: Sequence[FieldOutcome], at: datetime) -> None:
+    """Add the outcomes to the audit trail and move ``written_fields`` for every value that landed.
+
+    A landed value settles its field in the unsettled attempts (of any run); the attempts of values that did
+    not land stay, so the next plan re-checks those fields.
+    """
+    if not outcomes:
+        return
+    landed = [o for o in outcomes if o.landed]
+    by_object: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for o in landed:
+        by_object.setdefault((o.crm, o.object_type), {}).setdefault(o.record_id, set()).add(o.field)
+    for (crm, object_type), fields in by_object.items():
+        _settle_attempts(conn, crm, object_type, fields)
+    _insert_rows(conn, run_id, outcomes, at)
+    if landed:
+        rows = [
+            {"crm": o.crm, "object_type": o.object_type, "record_id": o.record_id, "field": o.field,
+             "value": encode(o.value), "written_at": at, "run_id": run_id}
+            for o in landed
+        ]
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(_WF)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["crm", "object_type", "record_id", "field"],
+            set_={c: stmt.excluded[c] for c in ("value", "written_at", "run_id")},
         )
-        out.update((rid, f) for rid, f in conn.execute(query))
-    return out
+        conn.execute(stmt, rows)  # executemany: one compiled statement, whatever the number of rows
+
+
+def _settle_attempts(conn: Connection, crm: str, object_type: str, landed: Mapping[str, set[str]]) -> None:
+    settled: list[int] = []
+    for row_id, record_id, sent in _attempts(conn, crm, object_type, list(landed)):
+        rest = {f: v for f, v in sent.items() if f not in landed[record_id]}
+        if rest:
+            conn.execute(update(_WL).where(_WL.c.id == row_id).values(value=json.dumps(rest, ensure_ascii=False)))
+        else:
+            settled.append(row_id)
+    for start in range(0, len(settled), _CHUNK):
+        conn.execute(_WL.delete().where(_WL.c.id.in_(settled[start : start + _CHUNK])))
 
 
 def _insert_rows(conn: Connection, run_id: str, outcomes: Sequence[FieldOutcome], at: datetime) -> None:
