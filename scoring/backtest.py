@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Table, and_, not_, select
+from sqlalchemy import Engine, Table, and_, func, not_, select
 
 from core.config.scoring import PercentileNormalization, Scorecard, ScoringConfig
 from scoring.scorecard import CardResult, apply_scorecard, assign_scorecards
@@ -236,8 +236,10 @@ def report_from(observations: list[Observation], scorecards: Sequence[Scorecard]
 def run_backtest(engine: Engine, config: ScoringConfig, days_before: int = 90,
                  segment: str | None = None) -> BacktestReport:
     """Backtest the configured scorecards; ``segment`` limits to one tier (``enterprise`` or ``tier=enterprise``)."""
-    observations = collect_observations(engine, config, days_before)
+    outcomes = load_outcomes(engine)
     if segment:
         wanted = segment.split("=", 1)[-1].strip().lower()
-        observations = [o for o in observations if (o.tier or "") == wanted]
-    return report_from(observations, config.scorecards, days_before)
+        with engine.connect() as conn:
+            in_segment = set(conn.execute(select(ACC.c.id).where(func.lower(ACC.c.tier) == wanted)).scalars())
+        outcomes = [o for o in outcomes if o.account_id in in_segment]
+    return report_from(collect_observations(engine, config, days_before, outcomes), config.scorecards, days_before)

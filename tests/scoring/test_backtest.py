@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -10,8 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 from sqlalchemy import Engine, func, select
 
+from agent.commands import backtest as backtest_command
+from agent.commands import calibrate as calibrate_command
+from agent.context import CommandContext
+from agent.settings import Settings
 from core.config.loader import parse_config
 from core.config.scoring import ScoringConfig
 from sandbox.book import Book, build_book
@@ -111,3 +117,31 @@ def test_auc_and_lift_on_known_rankings() -> None:
     scores = list(np.arange(20, dtype=float))
     churned = [i < 2 for i in range(20)]  # the two lowest of twenty churned: 10% overall, 100% in the bottom decile
     assert riskiest_decile_lift(scores, churned) == pytest.approx(10.0)
+
+
+def _ctx(engine: Engine, tmp_path: Path, as_json: bool) -> tuple[CommandContext, io.StringIO]:
+    config = tmp_path / "agent.yaml"
+    config.write_text("version: 1\n")
+    out = io.StringIO()
+    return CommandContext(settings=Settings(), config_path=config, database_url=str(engine.url), as_json=as_json,
+                          console=Console(file=out, width=160)), out
+
+
+def test_the_backtest_command_reports_auc_per_segment(loaded: tuple[Engine, dict[str, int]], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    ctx, _ = _ctx(loaded[0], tmp_path, as_json=True)
+    assert backtest_command.run(ctx, days_before=90, segment="tier=enterprise") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["segment"] for s in data["by_segment"]] == ["tier=enterprise"]
+    assert data["overall"]["outcomes"] == data["by_segment"][0]["outcomes"] > 0
+
+
+def test_the_calibrate_command_writes_a_proposal_and_changes_nothing(loaded: tuple[Engine, dict[str, int]],
+                                                                     tmp_path: Path) -> None:
+    ctx, out = _ctx(loaded[0], tmp_path, as_json=False)
+    before = (tmp_path / "agent.yaml").read_text()
+    assert calibrate_command.run(ctx, output=tmp_path / "proposed.yaml", days_before=90) == 0
+    assert "held-out AUC: current" in out.getvalue()
+    assert f"proposal written to {tmp_path / 'proposed.yaml'}; nothing was applied." in out.getvalue()
+    assert parse_config((tmp_path / "proposed.yaml").read_text()).scoring.scorecards[0].name == "default"
+    assert (tmp_path / "agent.yaml").read_text() == before

@@ -97,3 +97,26 @@ def test_a_csm_override_sets_the_band_until_it_expires_and_the_summary_says_so(s
     assert "CSM" not in after.drivers
     result = score_accounts(small_book, CONFIG, run_id="r3", as_of=T + timedelta(days=11), persist=False)
     assert result.movers == []
+
+
+def test_mapped_custom_fields_score_as_numeric_and_categorical_signals(small_book: Engine) -> None:
+    with small_book.begin() as conn:
+        conn.execute(update(Account).where(Account.external_id == "001A")
+                     .values(extra={"Customer_Tier__c": "Gold", "Usage_Score__c": "72.5"}))
+        conn.execute(update(Account).where(Account.external_id == "001B").values(extra={"Customer_Tier__c": "Tin"}))
+    config = ScoringConfig.model_validate({
+        "custom_signals": {"customer_tier": {"field": "Customer_Tier__c", "kind": "categorical"},
+                           "usage_score": {"field": "Usage_Score__c"}},
+        "scorecards": [{"name": "custom", "measures": [
+            {"name": "tier", "signal": "custom.customer_tier",
+             "normalization": {"kind": "categorical", "points": {"gold": 100, "silver": 60}, "default": 20}},
+            {"name": "usage_score", "signal": "custom.usage_score",
+             "normalization": {"kind": "linear", "bad": 0, "good": 100}},
+        ]}],
+    })
+    a, b = score_accounts(small_book, config, run_id="r1", as_of=T).accounts
+    assert (a.score, a.coverage) == (pytest.approx((100 + 72.5) / 2), 1.0)
+    assert (b.score, b.coverage) == (20.0, 0.5)  # Tin is not listed: the default; no usage score: skipped
+    a_row = _history(small_book)[0]
+    assert [(m["name"], m["raw"], m["points"]) for m in a_row.measures] == [
+        ("tier", "Gold", 100.0), ("usage_score", 72.5, 72.5)]
