@@ -17,6 +17,7 @@ writes return a ``BatchOutcome`` with per-record errors from a 207. Writeback us
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -87,19 +88,10 @@ class BatchError:
 
 @dataclass
 class BatchOutcome:
-    """A batch call's result: records that succeeded (as dicts) and per-record errors (from a 207)."""
+    """A batch call's result: records that succeeded (the API's JSON) and per-record errors (from a 207)."""
 
     results: list[dict[str, Any]] = field(default_factory=list)
     errors: list[BatchError] = field(default_factory=list)
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if obj is None:
-        return {}
-    if isinstance(obj, dict):
-        return obj
-    result: dict[str, Any] = obj.to_dict()
-    return result
 
 
 def _next_after(page: Mapping[str, Any]) -> str | None:
@@ -199,6 +191,15 @@ class HubSpotClient:
 
         return self.policy.run(attempt, endpoint=endpoint)
 
+    def call_json(self, endpoint: str, fn: Callable[..., Any], *args: Any, search: bool = False, **kwargs: Any) -> Any:
+        """Like ``call``, but returns the answer's JSON as sent (camelCase keys), skipping the library's models.
+
+        Reads use it: deserializing into models (dateutil on every timestamp) costs more than the call itself.
+        """
+        response = self.call(endpoint, fn, *args, search=search, _preload_content=False, **kwargs)
+        data = response.data
+        return json.loads(data) if data else {}
+
     # --- reads --------------------------------------------------------------------------------------
 
     def list_pages(
@@ -212,7 +213,7 @@ class HubSpotClient:
     ) -> Iterator[list[dict[str, Any]]]:
         """Every record of a type by list paging (``archived=True``: the archived ones), page by page.
 
-        Records are dicts: ``id``, ``properties``, ``created_at``, ``updated_at``, ``archived`` and, when
+        Records are the API's JSON: ``id``, ``properties``, ``createdAt``, ``updatedAt``, ``archived`` and, when
         asked, ``associations`` (``{"companies": {"results": [{"id", "type"}]}}``).
         """
         api = self._api("crm.objects.basic_api")
@@ -224,10 +225,10 @@ class HubSpotClient:
                 kwargs["associations"] = list(associations)
             if paginator.token:
                 kwargs["after"] = paginator.token
-            page = _as_dict(self.call(f"GET {object_type}", api.get_page, object_type, **kwargs))
+            page = self.call_json(f"GET {object_type}", api.get_page, object_type, **kwargs)
             self.stats.page(SYSTEM)
             paginator.advance(_next_after(page))
-            yield [_as_dict(r) for r in page.get("results") or []]
+            yield list(page.get("results") or [])
             if paginator.finished:
                 return
 
@@ -250,11 +251,9 @@ class HubSpotClient:
         if after:
             body["after"] = after
         api = self._api("crm.objects.search_api")
-        page = _as_dict(
-            self.call(f"POST {object_type}/search", api.do_search, object_type, body, search=True)
-        )
+        page: dict[str, Any] = self.call_json(f"POST {object_type}/search", api.do_search, object_type, body,
+                                               search=True)
         self.stats.page(SYSTEM)
-        page["results"] = [_as_dict(r) for r in page.get("results") or []]
         return page
 
     def get(
@@ -270,7 +269,9 @@ class HubSpotClient:
         if associations:
             kwargs["associations"] = list(associations)
         api = self._api("crm.objects.basic_api")
-        return _as_dict(self.call(f"GET {object_type}/id", api.get_by_id, object_type, object_id, **kwargs))
+        result: dict[str, Any] = self.call_json(f"GET {object_type}/id", api.get_by_id, object_type, object_id,
+                                                **kwargs)
+        return result
 
     def batch_read(self, object_type: str, ids: Sequence[str], properties: Sequence[str]) -> BatchOutcome:
         """Records by id, in batches of 100 (missing ids come back as errors)."""
@@ -278,7 +279,7 @@ class HubSpotClient:
         outcome = BatchOutcome()
         for start in range(0, len(ids), 100):
             body = {"properties": list(properties), "inputs": [{"id": i} for i in ids[start : start + 100]]}
-            self._merge(outcome, self.call(f"POST {object_type}/batch/read", api.read, object_type, body))
+            self._merge(outcome, self.call_json(f"POST {object_type}/batch/read", api.read, object_type, body))
         return outcome
 
     def associations(self, from_type: str, ids: Sequence[str], to_type: str) -> dict[str, list[str]]:
@@ -287,36 +288,33 @@ class HubSpotClient:
         out: dict[str, list[str]] = {i: [] for i in ids}
         for start in range(0, len(ids), 100):
             body = {"inputs": [{"id": i} for i in ids[start : start + 100]]}
-            page = _as_dict(
-                self.call(f"POST associations/{from_type}/{to_type}/batch/read", api.get_page, from_type, to_type,
-                          body)
-            )
-            for raw in page.get("results") or []:
-                row = _as_dict(raw)
-                source_id = str((row.get("_from") or row.get("from") or {}).get("id"))
-                out.setdefault(source_id, []).extend(str(t.get("to_object_id")) for t in row.get("to") or [])
+            page = self.call_json(f"POST associations/{from_type}/{to_type}/batch/read", api.get_page, from_type,
+                                  to_type, body)
+            for row in page.get("results") or []:
+                source_id = str((row.get("from") or {}).get("id"))
+                out.setdefault(source_id, []).extend(str(t.get("toObjectId")) for t in row.get("to") or [])
         return out
 
     def owners(self, *, archived: bool = False) -> Iterator[list[dict[str, Any]]]:
-        """Owners (users), page by page: ``id``, ``email``, ``first_name``, ``last_name``, ``archived``..."""
+        """Owners (users), page by page: ``id``, ``email``, ``firstName``, ``lastName``, ``archived``..."""
         api = self._api("crm.owners.owners_api")
         paginator = Paginator(SYSTEM, "owners")
         while True:
             kwargs: dict[str, Any] = {"limit": 100, "archived": archived}
             if paginator.token:
                 kwargs["after"] = paginator.token
-            page = _as_dict(self.call("GET owners", api.get_page, **kwargs))
+            page = self.call_json("GET owners", api.get_page, **kwargs)
             self.stats.page(SYSTEM)
             paginator.advance(_next_after(page))
-            yield [_as_dict(r) for r in page.get("results") or []]
+            yield list(page.get("results") or [])
             if paginator.finished:
                 return
 
     def properties(self, object_type: str) -> list[dict[str, Any]]:
-        """The object type's property definitions (``name``, ``type``, ``field_type``, ``group_name``...)."""
+        """The object type's property definitions (``name``, ``type``, ``fieldType``, ``groupName``...)."""
         api = self._api("crm.properties.core_api")
-        page = _as_dict(self.call(f"GET properties/{object_type}", api.get_all, object_type))
-        return [_as_dict(p) for p in page.get("results") or []]
+        page = self.call_json(f"GET properties/{object_type}", api.get_all, object_type)
+        return list(page.get("results") or [])
 
     # --- writes -------------------------------------------------------------------------------------
 
@@ -330,7 +328,7 @@ class HubSpotClient:
         "associationTypeId"}]}]``); returns its id."""
         api = self._api("crm.objects.basic_api")
         body = {"properties": {k: _wire(v) for k, v in properties.items()}, "associations": list(associations)}
-        created = _as_dict(self.call(f"POST {object_type}", api.create, object_type, body))
+        created = self.call_json(f"POST {object_type}", api.create, object_type, body)
         if not created.get("id"):
             raise FatalApiError(f"HubSpot create {object_type} returned no id", system=SYSTEM)
         return str(created["id"])
@@ -338,7 +336,8 @@ class HubSpotClient:
     def update(self, object_type: str, object_id: str, properties: Mapping[str, Any]) -> dict[str, Any]:
         api = self._api("crm.objects.basic_api")
         body = {"properties": {k: _wire(v) for k, v in properties.items()}}
-        return _as_dict(self.call(f"PATCH {object_type}/id", api.update, object_type, object_id, body))
+        result: dict[str, Any] = self.call_json(f"PATCH {object_type}/id", api.update, object_type, object_id, body)
+        return result
 
     def batch_update(self, object_type: str, inputs: Sequence[Mapping[str, Any]]) -> BatchOutcome:
         """Update records in batches of ``write_batch_size`` (<= 100); ``inputs``: ``[{"id", "properties"}]``.
@@ -354,7 +353,8 @@ class HubSpotClient:
                 for i in inputs[start : start + size]
             ]
             self._merge(
-                outcome, self.call(f"POST {object_type}/batch/update", api.update, object_type, {"inputs": chunk})
+                outcome,
+                self.call_json(f"POST {object_type}/batch/update", api.update, object_type, {"inputs": chunk}),
             )
         return outcome
 
@@ -382,21 +382,22 @@ class HubSpotClient:
         }
         if options:
             body["options"] = [dict(o) for o in options]
-        return _as_dict(self.call(f"POST properties/{object_type}", api.create, object_type, body))
+        result: dict[str, Any] = self.call_json(f"POST properties/{object_type}", api.create, object_type, body)
+        return result
 
     def create_property_group(
         self, object_type: str, name: str, *, label: str, display_order: int = -1
     ) -> dict[str, Any]:
         api = self._api("crm.properties.groups_api")
         body = {"name": name, "label": label, "displayOrder": display_order}
-        return _as_dict(self.call(f"POST properties/{object_type}/groups", api.create, object_type, body))
+        result: dict[str, Any] = self.call_json(f"POST properties/{object_type}/groups", api.create, object_type,
+                                                body)
+        return result
 
     @staticmethod
-    def _merge(outcome: BatchOutcome, response: Any) -> None:
-        page = _as_dict(response)
-        outcome.results.extend(_as_dict(r) for r in page.get("results") or [])
-        for raw in page.get("errors") or []:
-            err = _as_dict(raw)
+    def _merge(outcome: BatchOutcome, page: dict[str, Any]) -> None:
+        outcome.results.extend(page.get("results") or [])
+        for err in page.get("errors") or []:
             context = err.get("context") or {}
             ids = tuple(str(i) for i in (context.get("ids") or context.get("id") or []))
             outcome.errors.append(BatchError(ids, str(err.get("category", "")), str(err.get("message", ""))))

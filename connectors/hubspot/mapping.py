@@ -1,6 +1,6 @@
 """HubSpot records -> canonical records: default property maps per object type and their finishing rules.
 
-Paths name a property (``domain``) or a top-level key of the record (``id``, ``updated_at``, ``archived``,
+Paths name a property (``domain``) or a top-level key of the record (``id``, ``updatedAt``, ``archived``,
 ``associations.companies``); ``property_path`` tells them apart.
 """
 
@@ -26,8 +26,8 @@ from core.records import (
 )
 from core.titles import department_of, seniority_of
 
-TOP_LEVEL = ("id", "created_at", "updated_at", "archived", "archived_at", "associations", "email", "first_name",
-             "last_name", "user_id")  # fmt: skip
+TOP_LEVEL = ("id", "createdAt", "updatedAt", "archived", "archivedAt", "associations", "email", "firstName",
+             "lastName", "userId")  # fmt: skip
 MODIFIED = {"contacts": "lastmodifieddate"}  # every other type: hs_lastmodifieddate
 
 
@@ -67,7 +67,7 @@ class TypeSpec:
     archived: bool = True  # read archived records too
 
 
-_SYSTEM = {"external_id": "id", "source_created_at": "created_at", "source_updated_at": "updated_at",
+_SYSTEM = {"external_id": "id", "source_created_at": "createdAt", "source_updated_at": "updatedAt",
            "is_deleted": "archived"}  # fmt: skip
 
 
@@ -118,7 +118,7 @@ def _ticket(_: DealKindConfig) -> Finish:
 
 def _owner(_: DealKindConfig) -> Finish:
     def finish(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
-        name = " ".join(p for p in (raw.get("first_name"), raw.get("last_name")) if p)
+        name = " ".join(p for p in (raw.get("firstName"), raw.get("lastName")) if p)
         values["name"] = name or None
         values["is_active"] = not raw.get("archived")
         values.pop("is_deleted", None)
@@ -139,7 +139,7 @@ def _engagement(activity_type: str) -> Callable[[DealKindConfig], Finish]:
                 values["direction"] = direction_of(values.get("direction"))
             if activity_type == "call" and values.get("duration_minutes") is not None:
                 values["duration_minutes"] = float(values["duration_minutes"]) / 60_000  # HubSpot: milliseconds
-            values["occurred_at"] = values.get("occurred_at") or raw.get("created_at")
+            values["occurred_at"] = values.get("occurred_at") or raw.get("createdAt")
             values["account_external_id"] = first_associated(raw, "companies")
             values["contact_external_ids"] = associated(raw, "contacts")
             if values.get("subject") is not None:
@@ -184,7 +184,7 @@ TYPES: dict[str, TypeSpec] = {
             "opened_at": "createdate", "closed_at": "closed_date",
         }, _ticket, associations=("companies",)),
         TypeSpec("owners", "owners", UserRecord, {
-            "external_id": "id", "source_created_at": "created_at", "source_updated_at": "updated_at",
+            "external_id": "id", "source_created_at": "createdAt", "source_updated_at": "updatedAt",
             "email": "email",
         }, _owner, archived=False),
         TypeSpec("calls", "calls", ActivityRecord,

@@ -111,7 +111,7 @@ class HubSpotStream:
         if self.archived:
             for page in self.client.list_pages(self.object_type, self.properties, archived=True,
                                                associations=self.associations):
-                yield [r for r in page if since is None or (_as_datetime(r.get("archived_at")) or since) >= since]
+                yield [r for r in page if since is None or (_as_datetime(r.get("archivedAt")) or since) >= since]
 
     def read(self, since: datetime | None) -> Iterator[Record | RejectedRecord]:
         for page in self._pages(since):
@@ -127,7 +127,7 @@ class OwnersStream(HubSpotStream):
 
     def _pages(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
         for page in self.client.owners():
-            yield [r for r in page if since is None or (_as_datetime(r.get("updated_at")) or since) >= since]
+            yield [r for r in page if since is None or (_as_datetime(r.get("updatedAt")) or since) >= since]
 
 
 class HubSpotConnector:

@@ -156,7 +156,7 @@ def test_deal_kinds_priorities_and_directions():
 def test_hubspot_paths_default_to_properties():
     assert property_path("domain") == "properties.domain"
     assert property_path("associations.companies") == "associations.companies"
-    assert property_path("updated_at") == "updated_at"
+    assert property_path("updatedAt") == "updatedAt"
 
 
 def test_opportunity_kind_by_configured_field():
