@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from sandbox.runtime import Sandbox
-from store.models import TaskLedger, WriteLedger
+from store.models import Account, TaskLedger, WriteLedger
 from tests.writeback.helpers import (
+    NOW,
     SF_FIELDS,
     BookAccount,
     expected,
@@ -20,7 +21,11 @@ from tests.writeback.helpers import (
     run,
     scores_of,
     write_calls,
+    write_scores,
 )
+from writeback.apply import apply_plan
+from writeback.plan import build_plan
+from writeback.tasks import dedupe_key
 
 
 def test_first_run_writes_every_field_and_second_run_writes_nothing(
@@ -74,3 +79,42 @@ def test_changed_accounts_are_written_in_the_floor_number_of_calls(
     calls = write_calls(sandbox)
     assert calls["salesforce"] == math.ceil(23 / 10)
     assert calls["hubspot"] == math.ceil(23 / 10)
+
+
+def test_tasks_carry_owner_due_date_priority_and_association(
+    store_engine: Engine, sandbox: Sandbox, clients: dict[str, Any], accounts: list[BookAccount]
+) -> None:
+    scores = scores_of(accounts)
+    run(store_engine, clients, accounts, scores)
+    red = {a.crm: a for a in accounts if scores[a.account_id]["band"] == "red"}
+    with store_engine.connect() as conn:
+        owners = dict(conn.execute(select(Account.id, Account.owner_external_id)).all())
+        task_ids = dict(conn.execute(select(TaskLedger.account_id, TaskLedger.task_id)
+                                     .where(TaskLedger.rule == "red_account")).all())
+    sf_account, hs_company = red["salesforce"], red["hubspot"]
+    task = sandbox.apps["salesforce"].get_record("Task", task_ids[sf_account.account_id])  # type: ignore[attr-defined]
+    assert task is not None
+    assert (task["WhatId"], task["OwnerId"], task["Priority"], task["Status"], task["ActivityDate"]) == (
+        sf_account.record_id, owners[sf_account.account_id], "High", "Not Started", "2026-11-03"
+    )
+    assert task["Subject"].endswith(f"is red ({round(scores[sf_account.account_id]['score'], 1)})")
+    hs_tasks = sandbox.apps["hubspot"].tasks_for(hs_company.record_id)  # type: ignore[attr-defined]
+    key = dedupe_key("red_account", "hubspot", hs_company.record_id)
+    ours = [t for t in hs_tasks if key in (t.get("hs_task_body") or "")]
+    assert len(ours) == 1
+    assert ours[0]["hubspot_owner_id"] == owners[hs_company.account_id]
+    assert ours[0]["hs_task_priority"] == "HIGH"
+    assert ours[0]["hs_timestamp"].startswith("2026-11-03T00:00:00")
+
+
+def test_dry_run_reads_but_writes_nothing(
+    store_engine: Engine, sandbox: Sandbox, clients: dict[str, Any], accounts: list[BookAccount]
+) -> None:
+    run_id = write_scores(store_engine, accounts, scores_of(accounts))
+    plan = build_plan(store_engine, make_config(), run_id=run_id, crms=["salesforce", "hubspot"], now=NOW)
+    report = apply_plan(store_engine, plan, clients=clients, run_id=run_id, dry_run=True)
+    assert report.dry_run and report.records_written == len(accounts)
+    assert write_calls(sandbox) == {"salesforce": 0, "hubspot": 0, "tasks": 0}
+    with store_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(WriteLedger)) == 0
+        assert conn.scalar(select(func.count()).select_from(TaskLedger)) == 0
