@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -144,3 +145,35 @@ def test_two_processes_never_hold_the_lease_at_once_on_postgresql(database_url: 
     assert {who for _, _, who in spans} == {0, 1}
     overlaps = [(x, y) for x, y in itertools.pairwise(spans) if y[0] < x[1]]
     assert overlaps == []
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_killed_replica_loses_the_lease_when_it_expires_on_postgresql(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas share a PostgreSQL store")
+    engine = make_engine(database_url)
+    upgrade(engine)
+    holder = textwrap.dedent(
+        """
+        import sys, time
+        from agent.lease import RunLease
+        from store.db import make_engine
+        assert RunLease(make_engine(sys.argv[1]), holder="doomed", ttl_seconds=5).try_acquire()
+        print("held", flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder, database_url], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    proc.kill()
+    proc.wait(timeout=10)
+    survivor = RunLease(engine, holder="survivor", ttl_seconds=30)
+    assert survivor.try_acquire() is False  # the dead replica's lease has not expired yet
+    deadline = time.monotonic() + 15
+    while not survivor.try_acquire():
+        assert time.monotonic() < deadline, "the dead replica's lease never expired"
+        time.sleep(0.1)
+    held = survivor.current_holder()
+    assert held is not None and held[0] == "survivor"
+    engine.dispose()
