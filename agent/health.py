@@ -72,7 +72,10 @@ class HealthServer:
         self.metrics = metrics
         self.readiness = readiness
         host, port = parse_listen(listen)
-        self._httpd = ThreadingHTTPServer((host, port), self._handler())
+        try:
+            self._httpd = ThreadingHTTPServer((host, port), self._handler())
+        except OSError as exc:
+            raise ConfigError(f"observability.listen: cannot listen on {listen} ({exc.strerror or exc})") from exc
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="health-http", daemon=True

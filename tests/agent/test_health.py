@@ -139,3 +139,10 @@ def test_restarted_service_restores_gauges_but_not_counters() -> None:
     assert samples[("health_agent_accounts", (("band", "green"),))] == 300
     assert samples[("health_agent_last_success_timestamp_seconds", ())] == (T0 + timedelta(seconds=42)).timestamp()
     assert not any(name == "health_agent_runs_total" for name, _ in samples)
+
+
+def test_a_busy_port_is_a_config_error_naming_the_address(store_engine: Engine, serve) -> None:
+    server = serve(store_engine)
+    taken = server.url.removeprefix("http://")
+    with pytest.raises(ConfigError, match=f"cannot listen on {taken}"):
+        HealthServer(taken, metrics=AgentMetrics(), readiness=Readiness(store_engine, lambda: True))
