@@ -183,16 +183,16 @@ class FrameScores:
         values = frame.row(pos)
         measures: list[MeasureDetail] = []
         drivers: list[Driver] = []
+        points_row, weights_row, data_row = cr.points[row].tolist(), cr.weights[row].tolist(), cr.has_data[row].tolist()
+        shares = cr.share_list
         for j, m in enumerate(cr.card.measures):
             raw_col = cr.raw[j]
             raw: float | str | None = raw_col[row] if isinstance(raw_col, list) else _r(float(raw_col[row]), 4)
-            pts = float(cr.points[row, j])
-            w = float(cr.weights[row, j])
+            pts, w = points_row[j], weights_row[j]
             text = self._phrase(pos, m.signal, raw, m.label) if full else ""
-            missing = not bool(cr.has_data[row, j])
             measures.append(MeasureDetail(
                 m.name, m.label or m.name.replace("_", " "), m.signal, raw, None if math.isnan(pts) else pts,
-                float(cr.shares[j]), w, 0.0 if math.isnan(pts) else w * pts, missing, m.missing, text,
+                shares[j], w, 0.0 if math.isnan(pts) else w * pts, not data_row[j], m.missing, text,
             ))
             if w > 0 and not math.isnan(pts):
                 drivers.append(Driver(text or f"{j}", w * (pts - 50.0)))

@@ -6,6 +6,7 @@ Everything here works on whole columns (numpy), one scorecard at a time, over th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -133,6 +134,10 @@ class CardResult:
     weights: np.ndarray  # effective weight per account and measure (rows sum to 1, or 0 with nothing used)
     score: np.ndarray  # 0-100
     coverage: np.ndarray  # 0-1
+
+    @cached_property
+    def share_list(self) -> list[float]:
+        return [float(x) for x in self.shares]
 
 
 def _missing_points(m: Measure) -> float:

@@ -120,17 +120,20 @@ class SignalFrame:
     champions: dict[int, Champion] = field(default_factory=dict)  # position -> champion
     contacts: dict[int, list[ContactDetail]] = field(default_factory=dict)  # position -> contacts (detail only)
     expected_touches: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    _matrix: np.ndarray | None = field(default=None, repr=False)  # all columns side by side, for row()
+    _names: list[str] = field(default_factory=list, repr=False)
 
     def __len__(self) -> int:
         return len(self.accounts)
 
     def row(self, pos: int) -> dict[str, float | None]:
         """Every numeric signal of one account, None for no data."""
-        out: dict[str, float | None] = {}
-        for name, column in self.values.items():
-            v = float(column[pos])
-            out[name] = None if math.isnan(v) else v
-        return out
+        if self._matrix is None or self._matrix.shape[1] != len(self.values):
+            self._names = list(self.values)
+            self._matrix = np.column_stack([self.values[n] for n in self._names]) if self._names else None
+        if self._matrix is None:
+            return {}
+        return {k: (None if math.isnan(v) else v) for k, v in zip(self._names, self._matrix[pos].tolist(), strict=True)}
 
 
 def _utc(value: datetime | None) -> datetime | None:
