@@ -247,11 +247,11 @@ def _create_tasks(
     config, now = plan.config, plan.made_at
     with engine.connect() as conn:
         entries = ledger.task_entries(conn, [t.dedupe_key for t in creates])
-    lookup = [
-        t.dedupe_key for t in creates
+    lookup = {
+        t.dedupe_key: t.record_id for t in creates
         if config.tasks.lookup_before_create == "always"
         or (t.dedupe_key in entries and entries[t.dedupe_key].status == "pending")
-    ]
+    }
     found = writer.find_open_tasks(lookup) if lookup else {}
     to_create = [t for t in creates if t.dedupe_key not in found]
     with engine.begin() as conn:

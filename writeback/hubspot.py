@@ -68,8 +68,8 @@ class HubSpotWriter:
 
     # --- tasks ---------------------------------------------------------------------------------------
 
-    def find_open_tasks(self, keys: Sequence[str]) -> dict[str, str]:
-        """dedupe key -> id of a task not completed whose body carries the key."""
+    def find_open_tasks(self, keys: Mapping[str, str]) -> dict[str, str]:
+        """dedupe key -> id of a task not completed whose body carries the key (key -> company id)."""
         out: dict[str, str] = {}
         for chunk in chunks(list(keys), _KEYS_PER_SEARCH):
             groups = [

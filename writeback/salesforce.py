@@ -1,6 +1,6 @@
 """Salesforce writer: field updates through ``composite/sobjects`` (200 per call, ``allOrNone=false``) or a
 Bulk API 2.0 ingest job above ``limits.salesforce.bulk_write_threshold``, current values by SOQL (one query
-per 200 ids), and follow-up ``Task`` records found by the dedupe key in their Description.
+per 200 ids), and follow-up ``Task`` records found again by the dedupe key in their Description.
 
 Every call goes through ``connectors.salesforce.client.SalesforceClient`` (its retries and API budget).
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from connectors.salesforce.client import SalesforceClient
-from connectors.salesforce.soql import escape_string, identifier, literal_list
+from connectors.salesforce.soql import identifier, literal_list
 from core.config.writeback import SalesforceWritebackConfig
 from core.errors import ApiError
 from writeback.tasks import salesforce_priority
@@ -19,7 +19,6 @@ from writeback.values import Canonical, to_csv_cell
 from writeback.writer import BatchResult, TaskCreate, TaskCreated, chunks, stops_run
 
 _READ_IDS_PER_QUERY = 200
-_KEYS_PER_QUERY = 40  # LIKE clauses per SOQL, well under its 100,000-character limit
 _CLOSED_STATUSES = ("Completed", "Deferred")
 
 
@@ -96,17 +95,25 @@ class SalesforceWriter:
 
     # --- tasks ---------------------------------------------------------------------------------------
 
-    def find_open_tasks(self, keys: Sequence[str]) -> dict[str, str]:
-        """dedupe key -> Id of an open Task whose Description carries it."""
+    def find_open_tasks(self, keys: Mapping[str, str]) -> dict[str, str]:
+        """dedupe key -> Id of an open Task on the key's account (key -> account Id) whose Description carries it.
+
+        Salesforce cannot filter on Description (a long text area), so the open Tasks of the accounts are read
+        (one SOQL per 200 accounts) and their Descriptions searched here.
+        """
+        by_account: dict[str, list[str]] = {}
+        for key, account_id in keys.items():
+            by_account.setdefault(account_id, []).append(key)
         out: dict[str, str] = {}
-        for chunk in chunks(list(keys), _KEYS_PER_QUERY):
-            likes = " OR ".join(f"Description LIKE {escape_string('%' + key + '%')}" for key in chunk)
-            soql = f"SELECT Id, Status, Description FROM Task WHERE {likes}"
+        closed = literal_list(self._closed())
+        for chunk in chunks(list(by_account), _READ_IDS_PER_QUERY):
+            soql = (
+                f"SELECT Id, WhatId, Description FROM Task WHERE WhatId IN {literal_list(chunk)} "
+                f"AND Status NOT IN {closed}"
+            )
             for record in self.client.query_iter(soql):
-                if record.get("Status") in self._closed():
-                    continue
                 description = str(record.get("Description") or "")
-                for key in chunk:
+                for key in by_account.get(str(record.get("WhatId")), []):
                     if key in description:
                         out.setdefault(key, str(record["Id"]))
         return out

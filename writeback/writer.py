@@ -57,7 +57,8 @@ class CrmWriter(Protocol):
 
     def write(self, records: Mapping[str, Mapping[str, Canonical]]) -> Iterator[BatchResult]: ...
 
-    def find_open_tasks(self, keys: Sequence[str]) -> dict[str, str]: ...
+    def find_open_tasks(self, keys: Mapping[str, str]) -> dict[str, str]:
+        """dedupe key -> id of an open task carrying it; ``keys``: dedupe key -> the account/company id."""
 
     def open_task_ids(self, task_ids: Sequence[str]) -> set[str]: ...
 
