@@ -198,11 +198,13 @@ class _Cycle:
         budget = self._plan_budget(usable, headroom)
         report.budget = _budget_lines(budget, headroom)
         report.deferred.extend(budget.notes(headroom))
-        pulled = self._pull(usable, budget)
+        attempted, pulled = self._pull(usable, budget)
         if self.should_stop():
             report.status = "interrupted"
             return
-        if not pulled and connectors:
+        if connectors and not pulled and (attempted or not usable):
+            # Every source refused or every stream failed. (All streams deferred by the budget is not a
+            # failure: the run scores what the store has and writes what the budget allows.)
             report.status = "failed"
             report.errors.append("no stream could be pulled; nothing was scored or written")
             return
@@ -293,8 +295,8 @@ class _Cycle:
 
     # --- pull ---------------------------------------------------------------------------------------------
 
-    def _pull(self, connectors: list[Any], budget: BudgetPlan) -> int:
-        """Pull every stream the budget allows; the number of streams that succeeded."""
+    def _pull(self, connectors: list[Any], budget: BudgetPlan) -> tuple[int, int]:
+        """Pull every stream the budget allows; (streams attempted, streams that succeeded)."""
         self._stage("pull")
         selected = []
         for connector in connectors:
@@ -307,14 +309,14 @@ class _Cycle:
             if keep:
                 selected.append(_Streams(connector, keep))
         if not selected:
-            return 0
+            return 0, 0
         results = self.steps.pull_all(
             self.engine, selected, run_id=self.report.run_id, limits=self.config.limits,
             progress=self._stream_done, should_stop=self.should_stop,
         )
         summaries = [_stream_summary(r) for r in results]
         self.report.streams.extend(summaries)
-        return sum(1 for s in summaries if not s.error)
+        return len(summaries), sum(1 for s in summaries if not s.error)
 
     def _stream_done(self, result: Any) -> None:
         if self.progress is not None:

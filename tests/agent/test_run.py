@@ -279,3 +279,21 @@ def test_html_reports_beyond_keep_runs_are_deleted(store_engine: Engine, tmp_pat
     )
     paths = [run_once(config, Settings(), engine=store_engine, steps=Pipeline([]).steps()).html_path for _ in range(3)]
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == sorted(Path(p).name for p in paths[1:] if p)
+
+
+def test_every_stream_deferred_by_the_budget_still_scores_and_writes(store_engine: Engine, config: AgentConfig) -> None:
+    add_accounts(store_engine, ["Acme", "Globex"])
+    pipe = Pipeline([_salesforce(used=15_000 - 3_000 - 2)])  # 2 calls left: enough to write 2 accounts, no pulls
+    report = run_once(config, Settings(), engine=store_engine, steps=pipe.steps())
+    assert pipe.pulled == []
+    assert [s.deferred for s in report.streams] == [True, True, True]
+    assert report.scoring is not None and report.scoring.accounts == 2
+    assert pipe.applied == [{"crms": ["salesforce"], "dry_run": False, "tasks": 0}]
+
+
+def test_every_stream_failing_fails_the_run_before_scoring(store_engine: Engine, config: AgentConfig) -> None:
+    pipe = Pipeline([_salesforce()], failing_streams=frozenset({"accounts", "tasks", "opportunities"}))
+    report = run_once(config, Settings(), engine=store_engine, steps=pipe.steps())
+    assert report.status == "failed"
+    assert report.errors == ["no stream could be pulled; nothing was scored or written"]
+    assert report.scoring is None
