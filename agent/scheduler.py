@@ -13,8 +13,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -61,15 +59,15 @@ def build_scheduler(
     schedule: ScheduleConfig,
     job: Callable[[], Any],
     *,
-    blocking: bool = False,
     now: Callable[[], datetime] | None = None,
-) -> BaseScheduler:
-    """A scheduler with one job on ``schedule``; with ``run_at_start`` its first fire is right away.
+) -> BackgroundScheduler:
+    """A background scheduler with one job on ``schedule``; with ``run_at_start`` its first fire is right away.
 
-    ``blocking``: a ``BlockingScheduler`` (``start()`` blocks) instead of a ``BackgroundScheduler``.
+    In the background so the main thread stays free for signals and the shutdown grace period.
+    ``now``: the clock for the first fire (tests freeze it).
     """
     zone = ZoneInfo(schedule.timezone)
-    scheduler: BaseScheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=zone)
+    scheduler = BackgroundScheduler(timezone=zone)
     options: dict[str, Any] = {
         "id": JOB_ID,
         "name": "health-agent run",
