@@ -47,7 +47,7 @@ def _peak_rss_mb() -> float:
 
 def _page_size(report: StreamReport, limits: LimitsConfig, bulk_pages: bool) -> int:
     if report.source == "salesforce":
-        return 50_000 if bulk_pages else limits.salesforce.query_batch_size
+        return 10_000 if bulk_pages else limits.salesforce.query_batch_size
     return limits.hubspot.page_size
 
 

@@ -441,7 +441,7 @@ class SalesforceClient:
             delay = min(10.0, max(delay * 1.5, 0.05))
 
     def bulk2_query(
-        self, soql: str, *, include_deleted: bool = False, max_records: int = 50_000
+        self, soql: str, *, include_deleted: bool = False, max_records: int = 10_000
     ) -> Iterator[list[dict[str, str]]]:
         """Run a Bulk API 2.0 query job and yield its CSV result pages as rows of strings ('' for null)."""
         self._guard()
