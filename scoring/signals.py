@@ -66,6 +66,7 @@ LINK: Table = AccountLink.__table__  # type: ignore[assignment]
 
 TOUCH_TYPES = ("email", "call", "meeting")
 EXEC_LEVELS = ("c_level", "vp")
+SENIORITY_LEVELS = ["c_level", "vp", "director", "manager", "individual", "unknown"]
 HIGH_PRIORITY = ("p1", "p2")
 STREAM_ROWS = 20_000
 
@@ -303,42 +304,64 @@ class _Builder:
             (hours_between(self.conn, pc.c.last_touch, as_of) / 24.0).label("days_since"),
             gone.label("gone"), c.c.seniority, c.c.department, c.c.title, c.c.first_name, c.c.last_name, c.c.email,
         ).join(c, c.c.id == pc.c.contact_id).order_by(pc.c.account_id, pc.c.contact_id)
-        cols: list[list[Any]] = [[] for _ in range(18)]
-        for row in self.rows(stmt):
-            for k, v in enumerate(row):
-                cols[k].append(v)
-        self._relationship_columns(cols)
+        self._relationship_rows(stmt)
 
-    def _relationship_columns(self, cols: list[list[Any]]) -> None:
-        """Per-contact rows (as columns) -> per-contact strength -> per-account signals, vectorized."""
+    def _relationship_rows(self, stmt: Select[Any]) -> None:
+        """Per-contact rows -> per-contact strength -> per-account signals, vectorized.
+
+        Rows are streamed into a compact numeric matrix; text (names, departments) is kept only where it
+        can be shown: champion candidates and the contacts of ``detail_for`` accounts.
+        """
         rc = self.config.relationship
         n = len(self.accounts)
-        known = np.array([self.pos.get(x, -1) for x in cols[0]], dtype=np.int64)
-        keep = known >= 0
-        pos = known[keep]
-
-        def num(k: int) -> np.ndarray:
-            return np.asarray(cols[k], dtype=float)[keep]
-
-        touches, meetings, calls, two_way, one_way = num(2), num(3), num(4), num(5), num(6)
-        engaged_touches, meetings_180d, buckets, days = num(7), num(8), num(9), num(10)
-        gone = np.asarray(cols[11], dtype=np.int64)[keep]
-        seniority = np.array([s or "unknown" for s in cols[12]], dtype=object)[keep]
-        titles = np.array(cols[14], dtype=object)[keep]
-        departments = [d or department_of(t) for d, t in zip(np.array(cols[13], dtype=object)[keep], titles,
-                                                                  strict=True)]
-        strengths = contact_strengths(days, meetings, calls, two_way, one_way, buckets,
-                                      seniority_weights(list(seniority), rc), rc)
+        min_prior = self.config.flags.champion_gone.min_prior_touches
+        level_code = {level: k for k, level in enumerate(SENIORITY_LEVELS)}
+        dept_code: dict[str, int] = {}
+        title_dept: dict[str | None, str | None] = {}
+        names: dict[int, str] = {}
+        departments: dict[int, str | None] = {}
+        blocks: list[np.ndarray] = []
+        result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
+        for partition in result.partitions():
+            block = np.empty((len(partition), 14))
+            for k, r in enumerate(partition):
+                dept = r.department
+                if not dept:
+                    if r.title not in title_dept:
+                        title_dept[r.title] = department_of(r.title)
+                    dept = title_dept[r.title]
+                dept_key = (dept or "").lower()
+                code = dept_code.setdefault(dept_key, len(dept_code)) if dept_key else -1
+                block[k] = (
+                    self.pos.get(r.account_id, -1), r.contact_id, r.touches, r.meetings, r.calls, r.two_way_emails,
+                    r.one_way_emails, r.engaged_touches, r.meetings_180d, r.active_buckets, r.days_since, r.gone,
+                    level_code.get(r.seniority or "unknown", level_code["unknown"]), code,
+                )
+                if r.touches - r.engaged_touches >= min_prior or r.account_id in self.detail_for:
+                    full = " ".join(x for x in (r.first_name, r.last_name) if x)
+                    names[r.contact_id] = full or r.email or f"contact {r.contact_id}"
+                    departments[r.contact_id] = dept
+            blocks.append(block)
+        m = np.concatenate(blocks) if blocks else np.empty((0, 14))
+        m = m[m[:, 0] >= 0]
+        pos = m[:, 0].astype(np.int64)
+        contact_ids = m[:, 1].astype(np.int64)
+        touches, meetings, calls, two_way, one_way = m[:, 2], m[:, 3], m[:, 4], m[:, 5], m[:, 6]
+        engaged_touches, meetings_180d, buckets, days = m[:, 7], m[:, 8], m[:, 9], m[:, 10]
+        gone = m[:, 11].astype(np.int64)
+        levels = m[:, 12].astype(np.int64)
+        depts = m[:, 13].astype(np.int64)
+        weights = seniority_weights(SENIORITY_LEVELS, rc)[levels]
+        strengths = contact_strengths(days, meetings, calls, two_way, one_way, buckets, weights, rc)
         live = gone == 0
         engaged = (engaged_touches > 0) & live
-        is_exec = np.isin(seniority, EXEC_LEVELS)
+        is_exec = np.isin(levels, [level_code[x] for x in EXEC_LEVELS])
         strength_sum = np.bincount(pos[live], weights=strengths.strength[live], minlength=n)
         self.values["relationship_capital"] = 100.0 * (1.0 - np.exp(-strength_sum / rc.capital_scale))
         self.values["thread_count"] = np.bincount(pos[engaged], minlength=n).astype(float)
-        self.values["seniority_levels_engaged"] = _distinct_per(pos[engaged], seniority[engaged], n)
-        dept_arr = np.array([(d or "").lower() for d in departments], dtype=object)
-        with_dept = engaged & (dept_arr != "")
-        self.values["departments_engaged"] = _distinct_per(pos[with_dept], dept_arr[with_dept], n)
+        self.values["seniority_levels_engaged"] = _distinct_per(pos[engaged], levels[engaged], n)
+        with_dept = engaged & (depts >= 0)
+        self.values["departments_engaged"] = _distinct_per(pos[with_dept], depts[with_dept], n)
         self.values["exec_sponsor_engaged"] = (np.bincount(pos[engaged & is_exec], minlength=n) > 0).astype(float)
         self.values["exec_meeting_180d"] = (np.bincount(pos[is_exec & (meetings_180d > 0)], minlength=n) > 0).astype(
             float)
@@ -347,34 +370,25 @@ class _Builder:
         self.values["days_since_exec_touch"] = np.where(np.isinf(last_exec), np.nan, last_exec)
         # The champion: most touches before the engaged window (ties: the lowest contact id), at least N of them.
         prior = touches - engaged_touches
-        candidates = np.flatnonzero(prior >= self.config.flags.champion_gone.min_prior_touches)
-        champion_gone = np.zeros(n)
-        contact_ids = np.asarray(cols[1], dtype=np.int64)[keep]
+        candidates = np.flatnonzero(prior >= min_prior)
         order = candidates[np.lexsort((contact_ids[candidates], -prior[candidates], pos[candidates]))]
         first = order[np.r_[True, pos[order][1:] != pos[order][:-1]]] if order.size else order
-        names = [cols[15], cols[16], cols[17]]
-        rows_kept = np.flatnonzero(keep)
-
-        def name_of(i: int) -> str:
-            r = int(rows_kept[i])
-            full = " ".join(x for x in (names[0][r], names[1][r]) if x)
-            return full or names[2][r] or f"contact {cols[1][r]}"
-
+        champion_gone = np.zeros(n)
         reasons = {0: None, 1: "left", 2: "deleted"}
         for i in first:
             why = reasons[int(gone[i])] or ("stopped engaging" if engaged_touches[i] == 0 else None)
-            self.champions[int(pos[i])] = Champion(name_of(int(i)), int(prior[i]), why)
+            self.champions[int(pos[i])] = Champion(names[int(contact_ids[i])], int(prior[i]), why)
             champion_gone[pos[i]] = 1.0 if why else 0.0
         self.values["champion_gone"] = champion_gone
-        if self.detail_for:
-            detail_pos = {self.pos[x] for x in self.detail_for if x in self.pos}
-            for i in np.flatnonzero(np.isin(pos, list(detail_pos))):
-                self.contacts.setdefault(int(pos[i]), []).append(ContactDetail(
-                    int(contact_ids[i]), name_of(int(i)), str(seniority[i]), departments[i], int(touches[i]),
-                    float(days[i]), bool(engaged[i]), reasons[int(gone[i])], strengths.part(int(i)),
-                ))
-            for details in self.contacts.values():
-                details.sort(key=lambda d: -d.parts.strength)
+        detail_pos = [self.pos[x] for x in self.detail_for if x in self.pos]
+        for i in np.flatnonzero(np.isin(pos, detail_pos)):
+            cid = int(contact_ids[i])
+            self.contacts.setdefault(int(pos[i]), []).append(ContactDetail(
+                cid, names[cid], SENIORITY_LEVELS[int(levels[i])], departments[cid], int(touches[i]), float(days[i]),
+                bool(engaged[i]), reasons[int(gone[i])], strengths.part(int(i)),
+            ))
+        for details in self.contacts.values():
+            details.sort(key=lambda d: -d.parts.strength)
 
     # --- support --------------------------------------------------------------------------------
     def support(self) -> None:
@@ -586,12 +600,12 @@ class _Builder:
                 self.values["arr"][pos] = acc.arr
 
 
-def _distinct_per(pos: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """How many distinct labels each position has."""
+def _distinct_per(pos: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """How many distinct (non-negative integer) codes each position has."""
     if pos.size == 0:
         return np.zeros(n)
-    pairs = {(int(p), str(label)) for p, label in zip(pos, labels, strict=True)}
-    return np.bincount(np.array([p for p, _ in pairs], dtype=np.int64), minlength=n).astype(float)
+    pairs = np.unique(pos * (int(codes.max()) + 1) + codes)
+    return np.bincount(pairs // (int(codes.max()) + 1), minlength=n).astype(float)
 
 
 def _nan_none(v: float) -> float | None:
