@@ -254,3 +254,30 @@ def test_linking_matches_surveys_intent_usage_and_invoices_to_accounts(sandbox: 
     for entity in ("survey_responses", "intent_signals", "usage_metrics", "invoices"):
         assert counts[entity] > 0
         assert counts[entity] + counts[f"{entity}_unmatched"] == _row_counts(sqlite_engine)[entity]
+
+
+def test_check_remote_fields_names_each_missing_field_with_its_object(sandbox: Sandbox) -> None:
+    from agent.settings import Settings
+    from agent.wiring import check_remote_fields
+
+    env = sandbox.env()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        salesforce_instance_url=env["SALESFORCE_INSTANCE_URL"],
+        salesforce_access_token=env["SALESFORCE_ACCESS_TOKEN"],
+        hubspot_base_url=env["HUBSPOT_BASE_URL"],
+        hubspot_access_token=env["HUBSPOT_ACCESS_TOKEN"],
+        ca_bundle=env["HEALTH_AGENT_CA_BUNDLE"],
+    )
+    config = _config(sandbox)
+    assert check_remote_fields(settings, config) == []
+    sources = config.sources.model_dump()
+    sources["salesforce"]["streams"]["accounts"]["extra_fields"] = {"risk": "Churn_Risk__c", "boss": "Owner.Email"}
+    sources["salesforce"]["streams"]["cases"] = {"fields": {"subject": "Topic"}}
+    sources["hubspot"]["streams"]["companies"]["fields"]["tier"] = "segment"
+    broken = config.model_copy(update={"sources": type(config.sources).model_validate(sources)})
+    assert check_remote_fields(settings, broken) == [
+        "salesforce: Account.Churn_Risk__c: no such field (stream accounts)",
+        "salesforce: Case.Topic: no such field (stream cases)",
+        "hubspot: companies.segment: no such property (stream companies)",
+    ]
