@@ -262,7 +262,7 @@ def test_check_remote_fields_names_each_missing_field_with_its_object(sandbox: S
 
     env = sandbox.env()
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         salesforce_instance_url=env["SALESFORCE_INSTANCE_URL"],
         salesforce_access_token=env["SALESFORCE_ACCESS_TOKEN"],
         hubspot_base_url=env["HUBSPOT_BASE_URL"],
