@@ -12,7 +12,10 @@ from sqlalchemy import Engine
 
 from agent.report import (
     ApiUsage,
+    AtRisk,
+    Mover,
     RunReport,
+    ScoringSummary,
     StreamSummary,
     WritebackSummary,
     WriteFailure,
@@ -129,9 +132,20 @@ def _screenshot(url: str, png: Path) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed on this machine")
-def test_html_report_renders_non_blank_in_headless_chromium(store_engine: Engine, two_runs: list[int], tmp_path: Path) -> None:
+def test_html_report_renders_non_blank_in_headless_chromium(tmp_path: Path) -> None:
+    movers = [
+        Mover(account_id=i, name=f"Account {i}", crm="salesforce", external_id=f"001{i}", previous_score=50.0,
+              score=50.0 + (-1) ** i * 3 * i, previous_band="yellow", band="yellow")
+        for i in range(1, 8)
+    ]
+    scoring = ScoringSummary(
+        accounts=300, bands=["red", "yellow", "green"], band_bounds=[0, 40, 70],
+        band_counts={"red": 40, "yellow": 90, "green": 170}, previous_band_counts={"red": 35, "yellow": 95, "green": 170},
+        score_histogram=[3, 7, 12, 18, 30, 35, 25, 60, 70, 40], movers=movers,
+        at_risk=[AtRisk(account_id=1, name="Acme", crm="hubspot", external_id="9", score=8.5, band="red", drivers="no touch")],
+    )
     page = tmp_path / "report.html"
-    page.write_text(_report(store_engine).render_html(), encoding="utf-8")
+    page.write_text(RunReport(run_id="r", started_at=T0, scoring=scoring).render_html(), encoding="utf-8")
     blank = tmp_path / "blank.html"
     blank.write_text("<!DOCTYPE html><html><body></body></html>", encoding="utf-8")
     shot = _screenshot(page.as_uri(), tmp_path / "report.png")
