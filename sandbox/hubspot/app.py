@@ -52,6 +52,7 @@ BATCH_MAX = 100
 HISTORY_MAX = 50
 LIST_MAX = 100
 OWNERS_MAX = 500
+PORTAL_ID = 20_261_101  # the sandbox account's HubSpot portal id, as error messages name it
 USER_ID_OFFSET = 7_000_000  # an owner's HubSpot user id is this plus its book index
 _CORRELATION_NS = uuid.UUID("6f1c1a52-4d7e-4d0b-9a51-2b8e6b0f0a11")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -299,14 +300,34 @@ class HubSpotApp:
             raise ApiError(404, "resource not found", "OBJECT_NOT_FOUND")
         return row
 
-    def _locate(self, object_type: str, record_id: str, id_property: str | None, *, archived: bool = False) -> Row:
+    def _locate(
+        self,
+        object_type: str,
+        record_id: str,
+        id_property: str | None,
+        *,
+        archived: bool = False,
+        writing: bool = False,
+    ) -> Row:
         """The record an id names: its HubSpot id, or the value of a unique property (``idProperty``)."""
-        if id_property and id_property != "hs_object_id":
-            found = self.store.find_by(object_type, id_property, record_id)
-            if found is None:
-                raise ApiError(404, "resource not found", "OBJECT_NOT_FOUND")
-            return found
-        return self._row_or_404(object_type, record_id, archived=archived)
+        if not id_property or (id_property == "hs_object_id" and not writing):
+            return self._row_or_404(object_type, record_id, archived=archived)
+        self._check_id_property(object_type, id_property)
+        found = self.store.find_by(object_type, id_property, record_id)
+        if found is None:
+            raise ApiError(404, "resource not found", "OBJECT_NOT_FOUND")
+        return found
+
+    def _check_id_property(self, object_type: str, id_property: str) -> None:
+        """``idProperty`` must name a property with unique values (hs_object_id is not one, HubSpot says)."""
+        prop = self.registry.get(object_type, id_property)
+        if prop is None or not prop.unique:
+            raise ApiError(
+                400,
+                f"Unable to perform update/upsert by non-unique {OBJECT_TYPE_IDS[object_type]} property "
+                f"{id_property} in portal ID {PORTAL_ID}",
+                "VALIDATION_ERROR",
+            )
 
     def _body(self, request: SandboxRequest) -> Any:
         try:
@@ -609,7 +630,7 @@ class HubSpotApp:
 
     def _update(self, object_type: str, record_id: str, body: Any, request: SandboxRequest) -> SandboxResponse:
         props = self._check_properties(object_type, (body or {}).get("properties"), creating=False)
-        row = self._locate(object_type, record_id, request.param("idProperty"))
+        row = self._locate(object_type, record_id, request.param("idProperty"), writing=True)
         updated = self._apply_update(object_type, row, props)
         return self._json(200, self._record(object_type, updated, list(props)))
 
@@ -733,8 +754,7 @@ class HubSpotApp:
                 record = write(item, index)
             except ApiError as error:
                 ids = [str(item["id"])] if "id" in item else []
-                category = "OBJECT_ALREADY_EXISTS" if error.category == "CONFLICT" else error.category
-                errors.append(self._record_error(replace_category(error, category), ids, trace))
+                errors.append(self._record_error(error, ids, trace))
                 continue
             if trace:
                 record["objectWriteTraceId"] = trace
@@ -742,7 +762,11 @@ class HubSpotApp:
         return self._batch_envelope(status, results, errors, started)
 
     def _batch_create(self, object_type: str, inputs: list[Any], started: str) -> SandboxResponse:
-        self._batch_props(object_type, inputs, creating=True)
+        checked = self._batch_props(object_type, inputs, creating=True)
+        for props in checked:  # HubSpot refuses the whole batch, naming the first existing record
+            duplicate = self._duplicate(object_type, props)
+            if duplicate is not None:
+                raise duplicate
 
         def create(item: dict[str, Any], _: int) -> dict[str, Any]:
             row, props = self._insert(object_type, item)
@@ -753,8 +777,12 @@ class HubSpotApp:
     def _batch_update(self, object_type: str, inputs: list[Any], started: str) -> SandboxResponse:
         checked = self._batch_props(object_type, inputs, creating=False)
 
+        for item in inputs:
+            if (item or {}).get("idProperty"):
+                self._check_id_property(object_type, item["idProperty"])
+
         def update(item: dict[str, Any], index: int) -> dict[str, Any]:
-            row = self._locate(object_type, str(item.get("id", "")), item.get("idProperty"))
+            row = self._locate(object_type, str(item.get("id", "")), item.get("idProperty"), writing=True)
             updated = self._apply_update(object_type, row, checked[index])
             return self._record(object_type, updated, list(checked[index]))
 
@@ -763,19 +791,16 @@ class HubSpotApp:
     def _batch_upsert(self, object_type: str, inputs: list[Any], started: str) -> SandboxResponse:
         checked = self._batch_props(object_type, inputs, creating=False)
         for item in inputs:
-            id_property = (item or {}).get("idProperty") or "hs_object_id"
-            prop = self.registry.get(object_type, id_property)
-            if prop is None or (id_property != "hs_object_id" and not prop.as_json()["hasUniqueValue"]):
-                raise ApiError(400, f"{id_property} is not a unique property of {object_type}", "VALIDATION_ERROR")
+            id_property = (item or {}).get("idProperty")
+            if not id_property:
+                raise ApiError(400, "idProperty is required for every upsert input", "VALIDATION_ERROR")
+            self._check_id_property(object_type, id_property)
 
         def upsert(item: dict[str, Any], index: int) -> dict[str, Any]:
-            raw_id = str(item.get("id", ""))
-            id_property = item.get("idProperty") or "hs_object_id"
-            props = checked[index]
-            try:
-                existing = self._locate(object_type, raw_id, id_property)
-            except ApiError:
-                created = props if id_property == "hs_object_id" else {**props, id_property: raw_id}
+            raw_id, id_property, props = str(item.get("id", "")), str(item["idProperty"]), checked[index]
+            existing = self.store.find_by(object_type, id_property, raw_id)
+            if existing is None:
+                created = {**props, id_property: raw_id}
                 row, _ = self._insert(object_type, {"properties": created})
                 return {**self._record(object_type, row, list(created)), "new": True}
             row = self._apply_update(object_type, existing, props)
@@ -1070,7 +1095,7 @@ class HubSpotApp:
             field_type=str(body["fieldType"]),
             description=str(body.get("description") or ""),
             created_at=self._now(),
-            extra={"hasUniqueValue": bool(body.get("hasUniqueValue", False))},
+            unique=bool(body.get("hasUniqueValue", False)),
         )
         self.registry.add(object_type, prop)
         return self._json(201, prop.as_json())
@@ -1123,8 +1148,3 @@ class HubSpotApp:
                 raise ApiError(404, "resource not found", "OBJECT_NOT_FOUND")
             return self._json(200, self._owner_json(n))
         raise self._not_allowed(method, request.path)
-
-
-def replace_category(error: ApiError, category: str) -> ApiError:
-    """The same error under another category (batch create reports duplicates as OBJECT_ALREADY_EXISTS)."""
-    return ApiError(error.status, error.message, category, **error.extra)

@@ -6,7 +6,7 @@ datetime, enumeration, bool) decides how search compares values and which writes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 OBJECT_TYPES = ("companies", "contacts", "deals", "tickets", "calls", "emails", "meetings", "notes", "tasks")
@@ -35,10 +35,10 @@ class PropDef:
     options: tuple[str, ...] = ()  # allowed values of an enumeration; empty means free text
     hubspot_defined: bool = True
     read_only: bool = False
+    unique: bool = False  # values are unique per record: usable as ``idProperty``
     field_type: str = ""  # defaults from ``type``
     description: str = ""
     created_at: str = DEFINITIONS_CREATED_AT
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The ``Property`` model HubSpot returns from /crm/v3/properties."""
@@ -58,7 +58,7 @@ class PropDef:
             "displayOrder": -1,
             "calculated": False,
             "externalOptions": False,
-            "hasUniqueValue": self.name in ("hs_object_id", "domain", "email"),
+            "hasUniqueValue": self.unique,
             "hidden": False,
             "modificationMetadata": {
                 "archivable": not self.hubspot_defined,
@@ -70,7 +70,7 @@ class PropDef:
         }
         if self.hubspot_defined:
             body["hubspotDefined"] = True
-        return {**body, **self.extra}
+        return body
 
 
 def _p(name: str, label: str, type_: str, group: str, *options: str, custom: bool = False, ro: bool = False) -> PropDef:
@@ -138,7 +138,7 @@ DEFAULT_PROPERTIES: dict[str, dict[str, list[PropDef]]] = {
             *_common("contactinformation", modified="lastmodifieddate"),
             _p("firstname", "First Name", "string", "contactinformation"),
             _p("lastname", "Last Name", "string", "contactinformation"),
-            _p("email", "Email", "string", "contactinformation"),
+            PropDef("email", "Email", "string", "contactinformation", unique=True),
             _p("jobtitle", "Job Title", "string", "contactinformation"),
             _p("phone", "Phone Number", "string", "contactinformation"),
             _p("associatedcompanyid", "Primary Associated Company ID", "number", "contactinformation"),

@@ -198,21 +198,45 @@ def test_invalid_enumeration_option_is_a_validation_error(app: HubSpotApp) -> No
     assert "INVALID_OPTION" in payload(response)["message"]
 
 
-def test_duplicate_contact_email_is_409_on_create_and_per_record_in_batch(app: HubSpotApp) -> None:
+def test_duplicate_contact_email_refuses_create_and_the_whole_batch_with_409(app: HubSpotApp) -> None:
     email = app.get_record("contacts", "51000001")["email"]
     single = call(app, "POST", "/crm/v3/objects/contacts", {"properties": {"email": email.upper()}})
     assert single.status == 409
     assert payload(single)["message"] == "Contact already exists. Existing ID: 51000001"
+    assert payload(single)["category"] == "CONFLICT"
     batch = call(
         app,
         "POST",
         "/crm/v3/objects/contacts/batch/create",
-        {"inputs": [{"properties": {"email": email}}, {"properties": {"email": "fresh@new.example"}}]},
+        {"inputs": [{"properties": {"email": "fresh@new.example"}}, {"properties": {"email": email}}]},
     )
-    assert batch.status == 207
-    body = payload(batch)
-    assert [e["category"] for e in body["errors"]] == ["OBJECT_ALREADY_EXISTS"]
-    assert len(body["results"]) == 1
+    assert batch.status == 409
+    assert payload(batch)["message"] == "Contact already exists. Existing ID: 51000001"
+    assert app.store.find_by("contacts", "email", "fresh@new.example") is None
+
+
+def test_id_property_must_be_unique_for_updates_and_upserts(app: HubSpotApp) -> None:
+    by_domain = call(app, "PATCH", "/crm/v3/objects/companies/x.example?idProperty=domain", {"properties": {}})
+    assert by_domain.status == 400
+    assert payload(by_domain)["message"] == (
+        "Unable to perform update/upsert by non-unique 0-2 property domain in portal ID 20261101"
+    )
+    by_object_id = call(
+        app,
+        "POST",
+        "/crm/v3/objects/companies/batch/update",
+        {"inputs": [{"id": "9000000001", "idProperty": "hs_object_id", "properties": {"name": "n"}}]},
+    )
+    assert by_object_id.status == 400
+    no_id_property = call(
+        app, "POST", "/crm/v3/objects/contacts/batch/upsert", {"inputs": [{"id": "a@b.example", "properties": {}}]}
+    )
+    assert no_id_property.status == 400
+    email = app.get_record("contacts", "51000001")["email"]
+    by_email = call(
+        app, "PATCH", f"/crm/v3/objects/contacts/{email}?idProperty=email", {"properties": {"jobtitle": "CEO"}}
+    )
+    assert (by_email.status, payload(by_email)["id"]) == (200, "51000001")
 
 
 def test_batch_create_all_ok_is_201_and_upsert_by_email_reports_new(app: HubSpotApp) -> None:
