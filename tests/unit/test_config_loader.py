@@ -44,12 +44,13 @@ def test_missing_required_field() -> None:
 
 def test_two_errors_are_both_reported_in_file_order() -> None:
     problems = _problems(
-        "version: 1\nschedule:\n  cron: '0 * *'\n  timezone: Mars/Olympus\nwriteback:\n  salesforce:\n    fields:\n      health_score: Health_Score\n"
+        "version: 1\nschedule:\n  cron: '0 * *'\n  timezone: Mars/Olympus\nwriteback:\n  salesforce:\n    fields:\n      score: Health_Score\n"
     )
     assert problems == [
         "agent.yaml:3 schedule.cron: a cron expression has five fields (minute hour day month weekday), got '0 * *'",
         "agent.yaml:4 schedule.timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin)",
-        "agent.yaml:8 writeback.salesforce.fields.health_score: a custom Salesforce field must end in __c (got 'Health_Score')",
+        "agent.yaml:8 writeback.salesforce.fields.score: 'Health_Score' is a standard Salesforce field; the agent only writes"
+        " custom fields (names ending in __c), so it can never overwrite data people own such as Name or OwnerId",
     ]
 
 
