@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import struct
 import subprocess
+import zlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -130,9 +133,43 @@ def _screenshot(url: str, png: Path) -> bytes:
     return png.read_bytes()
 
 
+def _pixels(png: bytes) -> Counter[tuple[int, ...]]:
+    """Colour counts of an 8-bit RGB or RGBA, non-interlaced PNG (what Chromium writes)."""
+    width, height, depth, colour = struct.unpack(">IIBB", png[16:26])
+    assert depth == 8 and colour in (2, 6)
+    channels = 3 if colour == 2 else 4
+    data, pos = b"", 8
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        if kind == b"IDAT":
+            data += png[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    raw, stride = zlib.decompress(data), width * channels
+    counts: Counter[tuple[int, ...]] = Counter()
+    previous = bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, up_left = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - up_left
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else up_left)) & 0xFF
+        counts.update(tuple(line[x:x + 3]) for x in range(0, stride, channels * 4))  # every 4th pixel
+        previous = line
+    return counts
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed on this machine")
-def test_html_report_renders_non_blank_in_headless_chromium(tmp_path: Path) -> None:
+def test_html_report_renders_its_charts_in_headless_chromium(tmp_path: Path) -> None:
     movers = [
         Mover(account_id=i, name=f"Account {i}", crm="salesforce", external_id=f"001{i}", previous_score=50.0,
               score=50.0 + (-1) ** i * 3 * i, previous_band="yellow", band="yellow")
@@ -146,10 +183,9 @@ def test_html_report_renders_non_blank_in_headless_chromium(tmp_path: Path) -> N
     )
     page = tmp_path / "report.html"
     page.write_text(RunReport(run_id="r", started_at=T0, scoring=scoring).render_html(), encoding="utf-8")
-    blank = tmp_path / "blank.html"
-    blank.write_text("<!DOCTYPE html><html><body></body></html>", encoding="utf-8")
-    shot = _screenshot(page.as_uri(), tmp_path / "report.png")
-    empty = _screenshot(blank.as_uri(), tmp_path / "blank.png")
-    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
-    # A blank page compresses to a few kilobytes; charts, tables and text do not.
-    assert len(shot) > 10 * len(empty)
+    colours = _pixels(_screenshot(page.as_uri(), tmp_path / "report.png"))
+    sampled = sum(colours.values())
+    # The bars of the charts, in the band colours (sampled every 4th pixel of every row).
+    red, yellow, green = colours[(0xC0, 0x39, 0x2B)], colours[(0xF1, 0xC4, 0x0F)], colours[(0x27, 0xAE, 0x60)]
+    assert min(red, yellow, green) > 300, (red, yellow, green)
+    assert sum(n for c, n in colours.items() if c not in ((255, 255, 255), (250, 250, 250))) > 0.05 * sampled
