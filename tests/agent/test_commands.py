@@ -90,3 +90,18 @@ def test_run_once_refuses_while_another_replica_holds_the_lease(store_engine: En
     result = runner.invoke(app, ["run", "--once", "--config", str(config_file), "--database-url", _url(store_engine)])
     assert result.exit_code == 1
     assert "another run is in progress (replica-b:42" in result.stderr
+
+
+def test_sandbox_describe_prints_the_book_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["sandbox", "serve", "--describe", "--json", "--accounts", "20", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert (figures["accounts"], figures["seed"], figures["records"]["accounts"]) == (20, 3, 20)
+    assert (tmp_path / "data" / "sandbox" / "book").is_dir()
+
+
+def test_sandbox_refuses_an_unknown_fault_profile() -> None:
+    result = runner.invoke(app, ["sandbox", "serve", "--faults", "gremlins"])
+    assert result.exit_code == 2
+    assert "unknown fault profile 'gremlins'" in result.stderr
