@@ -260,22 +260,23 @@ def _band_at(score: float, bands: list[str], bounds: list[float]) -> str:
 
 
 def band_movement_svg(scoring: ScoringSummary) -> Markup:
-    """Accounts per band before this run and after it, side by side."""
+    """Accounts per band before this run and after it, side by side (only "now" on a first run)."""
     width, height, left, bottom, top = 520, 200, 36, 40, 12
     bands = scoring.bands
     colors = band_colors(bands)
     peak = max([*scoring.band_counts.values(), *scoring.previous_band_counts.values(), 1])
     group_w = (width - left - 10) / max(len(bands), 1)
+    series = [("now", scoring.band_counts, 1.0)]
+    if scoring.previous_band_counts:
+        series.insert(0, ("before", scoring.previous_band_counts, 0.45))
     body = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" stroke="#444"/>']
     for i, band in enumerate(bands):
         x0 = left + i * group_w
-        for j, (label, counts, opacity) in enumerate(
-            (("before", scoring.previous_band_counts, 0.45), ("now", scoring.band_counts, 1.0))
-        ):
+        for j, (label, counts, opacity) in enumerate(series):
             count = counts.get(band, 0)
             h = (height - bottom - top) * count / peak
-            x = x0 + 8 + j * (group_w - 16) / 2
-            w = (group_w - 16) / 2 - 4
+            x = x0 + 8 + j * (group_w - 16) / len(series)
+            w = (group_w - 16) / len(series) - 4
             body.append(
                 f'<rect class="bar" x="{x:.1f}" y="{height - bottom - h:.1f}" width="{w:.1f}" height="{h:.1f}" '
                 f'fill="{colors.get(band, "#7f8c8d")}" fill-opacity="{opacity}"><title>{escape(band)} {label}: '

@@ -22,6 +22,7 @@ from agent.report import (
     StreamSummary,
     WritebackSummary,
     WriteFailure,
+    band_movement_svg,
     summarize_scores,
 )
 from tests.agent.helpers import BANDS, T0, add_accounts, add_run, add_scores
@@ -189,3 +190,11 @@ def test_html_report_renders_its_charts_in_headless_chromium(tmp_path: Path) -> 
     red, yellow, green = colours[(0xC0, 0x39, 0x2B)], colours[(0xF1, 0xC4, 0x0F)], colours[(0x27, 0xAE, 0x60)]
     assert min(red, yellow, green) > 300, (red, yellow, green)
     assert sum(n for c, n in colours.items() if c not in ((255, 255, 255), (250, 250, 250))) > 0.05 * sampled
+
+
+def test_first_run_band_chart_shows_only_the_current_bars(store_engine: Engine, two_runs: list[int]) -> None:
+    first = summarize_scores(store_engine, "run-1", BANDS)
+    svg = band_movement_svg(first)
+    assert svg.count('class="bar"') == 3
+    assert ">before<" not in svg
+    assert band_movement_svg(summarize_scores(store_engine, "run-2", BANDS)).count('class="bar"') == 6
