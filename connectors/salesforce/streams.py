@@ -26,15 +26,33 @@ log = logging.getLogger(__name__)
 SOURCE = "salesforce"
 
 
-def _nest(row: Mapping[str, str]) -> dict[str, Any]:
-    """A Bulk 2.0 CSV row (``Owner.Email`` columns, '' for null) as the nested dict REST would return."""
+_NUMBER_TYPES = {"double": float, "currency": float, "percent": float, "int": int}
+
+
+def _typed(value: str, field_type: str | None) -> Any:
+    """A CSV cell as REST would type it: booleans and numbers by the field's describe type ('' is null)."""
+    if value == "":
+        return None
+    if field_type == "boolean":
+        return value.lower() == "true"
+    convert = _NUMBER_TYPES.get(field_type or "")
+    if convert is not None:
+        try:
+            return convert(float(value)) if convert is int else float(value)
+        except ValueError:
+            return value  # left for validation to reject with the field's name
+    return value
+
+
+def _nest(row: Mapping[str, str], types: Mapping[str, str]) -> dict[str, Any]:
+    """A Bulk 2.0 CSV row (``Owner.Email`` columns) as the nested, typed dict REST would return."""
     out: dict[str, Any] = {}
     for key, value in row.items():
         target = out
         parts = key.split(".")
         for part in parts[:-1]:
             target = target.setdefault(part, {})
-        target[parts[-1]] = None if value == "" else value
+        target[parts[-1]] = _typed(value, types.get(key.lower()))
     return out
 
 
@@ -81,8 +99,10 @@ class SoqlStream:
                 self.backfill_mode = "bulk"
                 log.info("%s: backfilling %d records through Bulk API 2.0", self.name, total,
                          extra={"source": SOURCE, "stream": self.name})
+                describe = self.client.describe(self.sobject)
+                types = {str(f["name"]).lower(): str(f["type"]) for f in describe.get("fields", [])}
                 for rows in self.client.bulk2_query(soql, include_deleted=self.deletable):
-                    yield [_nest(r) for r in rows]
+                    yield [_nest(r, types) for r in rows]
                 return
         if since is None:
             self.backfill_mode = "rest"

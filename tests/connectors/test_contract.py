@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select, text
 from connectors.base import ApiStats, Connector
 from connectors.credentials import Credentials
 from connectors.registry import build_connectors
+from connectors.salesforce.soql import literal_list
 from core.config import AgentConfig
 from core.config.loader import load_config
 from core.config.runtime import LimitsConfig
@@ -281,3 +282,35 @@ def test_check_remote_fields_names_each_missing_field_with_its_object(sandbox: S
         "salesforce: Case.Topic: no such field (stream cases)",
         "hubspot: companies.segment: no such property (stream companies)",
     ]
+
+
+def test_a_backfill_above_the_bulk_threshold_goes_through_bulk_api_2(sandbox: Sandbox, sqlite_engine: Engine) -> None:
+    limits = LimitsConfig(**{**FAST, "salesforce": {"bulk_threshold": 50}})
+    connectors, _ = _connectors(sandbox, limits=limits, sources={"hubspot": {"enabled": False}})
+    connector = next(c for c in connectors if c.name == "salesforce")
+    accounts = next(s for s in connector.streams() if s.name == "accounts")
+    bulk = list(accounts.read(None))
+    assert accounts.backfill_mode == "bulk"  # type: ignore[attr-defined]
+    rest = list(next(s for s in _connectors(sandbox)[0][0].streams() if s.name == "accounts").read(None))
+    assert [r.model_dump() for r in bulk] == [r.model_dump() for r in rest]
+    assert sandbox.ledger("salesforce").count(path_prefix="/services/data/v59.0/jobs/query") >= 2
+
+
+def test_writes_through_the_client_bulk_ingest_composite_and_tooling(sandbox: Sandbox) -> None:
+    connectors, _ = _connectors(sandbox, sources={"hubspot": {"enabled": False}})
+    client = connectors[0].client  # type: ignore[attr-defined]
+    field_id = client.tooling_create_custom_field("Account", "Health_Score__c", label="Health score",
+                                                  field_type="Number", length=None, precision=5, scale=1)
+    assert field_id
+    assert "Health_Score__c" in {f["name"] for f in client.describe("Account")["fields"]}
+    ids = [salesforce_id("Account", n) for n in (1, 2)]
+    results = client.composite_update([{"Id": i, "Health_Score__c": 42.5} for i in ids], sobject="Account")
+    assert [r.success for r in results] == [True, True]
+    outcome = client.bulk2_ingest("Account", "update", [{"Id": ids[0], "Health_Score__c": 10},
+                                                        {"Id": "001bad", "Health_Score__c": 1}])
+    assert (len(outcome.successful), len(outcome.failed)) == (1, 1)
+    soql = f"SELECT Id, Health_Score__c FROM Account WHERE Id IN {literal_list(ids)} ORDER BY Id"
+    rows = list(client.query_iter(soql))
+    assert [r["Health_Score__c"] for r in rows] == [10, 42.5]
+    task_id = client.create("Task", {"Subject": "Check in", "WhatId": ids[0]})
+    assert task_id.startswith("00T")
