@@ -30,6 +30,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    tuple_,
 )
 
 from core.config.scoring import SIGNALS, ScoringConfig
@@ -190,6 +191,7 @@ class _Builder:
         self.pos = {a.id: i for i, a in enumerate(accounts)}
         self.ids = [a.id for a in accounts]
         self.subset = subset
+        self.by_key = {(a.source, a.external_id): i for i, a in enumerate(accounts)}
         self.detail_for = detail_for
         n = len(accounts)
         self.values: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name in SIGNALS}
@@ -204,6 +206,23 @@ class _Builder:
         if self.subset and len(self.ids) <= 5_000:
             return acc_id.in_(self.ids)
         return literal(True)
+
+    def account_key(self, table: Table) -> tuple[ColumnElement[Any], ColumnElement[Any], ColumnElement[bool]]:
+        """A synced table's account reference ``(source, account_external_id)`` to group activity by, and a filter.
+
+        Grouping by the reference (not joining accounts per row) and mapping keys to accounts afterwards saves
+        a lookup per activity. Over the whole portfolio the key is wrapped (``|| ''``) so SQLite scans the table
+        once instead of walking the account index with a lookup per row; for a small explicit set of accounts
+        the index is what we want, and the filter uses it.
+        """
+        source, ext = table.c.source, table.c.account_external_id
+        if self.subset and len(self.ids) <= 5_000:
+            keys = [(a.source, a.external_id) for a in self.accounts]
+            return source, ext, tuple_(source, ext).in_(keys)
+        return (source + "").label("source_key"), (ext + "").label("account_key"), literal(True)
+
+    def key_pos(self, source: str, external_id: str | None) -> int | None:
+        return self.by_key.get((source, external_id or ""))
 
     def rows(self, stmt: Select[Any]) -> Iterator[Any]:
         result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
@@ -222,27 +241,33 @@ class _Builder:
         is_touch = a.c.activity_type.in_(TOUCH_TYPES)
         two_way = and_(is_touch, a.c.direction.in_(("two_way", "inbound")))
         t90 = self.ago(90)
+        source, account, only = self.account_key(a)
         stmt = (
             select(
-                ACC.c.id,
+                source,
+                account,
                 _ts(func.max(case((two_way, a.c.occurred_at)))).label("last_two_way"),
                 _ts(func.max(case((is_touch, a.c.occurred_at)))).label("last_touch"),
                 _count_if(and_(is_touch, a.c.occurred_at >= t90)).label("touches_90d"),
                 _count_if(and_(a.c.activity_type == "meeting", a.c.occurred_at >= t90)).label("meetings_90d"),
                 _count_if(and_(is_touch, a.c.occurred_at >= self.ago(flag.period_days))).label("touches_period"),
             )
-            .select_from(a.join(ACC, and_(ACC.c.source == a.c.source, ACC.c.external_id == a.c.account_external_id)))
-            .where(a.c.occurred_at < self.as_of, not_(a.c.is_deleted), self.acc_filter(ACC.c.id))
-            .group_by(ACC.c.id)
+            .where(a.c.occurred_at < self.as_of, not_(a.c.is_deleted), only)
+            .group_by(source, account)
         )
-        self.values["touches_period"] = np.zeros(len(self.accounts))
-        self.values["days_since_touch"] = np.full(len(self.accounts), np.nan)
+        n = len(self.accounts)
+        self.values["touches_period"] = np.zeros(n)
+        self.values["days_since_touch"] = np.full(n, np.nan)
+        v = self.values
         for r in self.rows(stmt):
-            self.put("days_since_two_way_touch", r.id, _nan_none(_days(self.as_of, r.last_two_way)))
-            self.put("days_since_touch", r.id, _nan_none(_days(self.as_of, r.last_touch)))
-            self.put("touches_90d", r.id, r.touches_90d)
-            self.put("meetings_90d", r.id, r.meetings_90d)
-            self.put("touches_period", r.id, r.touches_period)
+            pos = self.key_pos(r[0], r[1])
+            if pos is None:
+                continue
+            v["days_since_two_way_touch"][pos] = _days(self.as_of, r.last_two_way)
+            v["days_since_touch"][pos] = _days(self.as_of, r.last_touch)
+            v["touches_90d"][pos] = r.touches_90d
+            v["meetings_90d"][pos] = r.meetings_90d
+            v["touches_period"][pos] = r.touches_period
         # No activity at all is a fact, not missing data: zero touches.
         for name in ("touches_90d", "meetings_90d"):
             col = self.values[name]
@@ -262,10 +287,12 @@ class _Builder:
         email = a.c.activity_type == "email"
         email_two_way = and_(email, a.c.direction.in_(("inbound", "two_way")))
         email_one_way = and_(email, or_(a.c.direction.is_(None), not_(a.c.direction.in_(("inbound", "two_way")))))
+        source, account, only = self.account_key(a)
         per_contact = (
             select(
-                ACC.c.id.label("account_id"),
-                c.c.id.label("contact_id"),
+                source,
+                account,
+                p.c.contact_external_id,
                 func.count().label("touches"),
                 func.max(a.c.occurred_at).label("last_touch"),
                 _count_if(a.c.activity_type == "meeting").label("meetings"),
@@ -278,19 +305,15 @@ class _Builder:
                 ),
                 func.count(func.distinct(bucket)).label("active_buckets"),
             )
-            .select_from(
-                a.join(ACC, and_(ACC.c.source == a.c.source, ACC.c.external_id == a.c.account_external_id))
-                .join(p, and_(p.c.source == a.c.source, p.c.activity_external_id == a.c.external_id))
-                .join(c, and_(c.c.source == p.c.source, c.c.external_id == p.c.contact_external_id))
-            )
+            .select_from(a.join(p, and_(p.c.source == a.c.source, p.c.activity_external_id == a.c.external_id)))
             .where(
                 a.c.occurred_at < self.as_of,
                 a.c.occurred_at >= start,
                 not_(a.c.is_deleted),
                 a.c.activity_type.in_(TOUCH_TYPES),
-                self.acc_filter(ACC.c.id),
+                only,
             )
-            .group_by(ACC.c.id, c.c.id)
+            .group_by(source, account, p.c.contact_external_id)
             .subquery("pc")
         )
         pc: Subquery = per_contact
@@ -299,11 +322,12 @@ class _Builder:
         changed_before = or_(changed_at.is_(None), changed_at < as_of)
         gone = case((and_(c.c.is_deleted, changed_before), 2), (and_(c.c.has_left, changed_before), 1), else_=0)
         stmt = select(
-            pc.c.account_id, pc.c.contact_id, pc.c.touches, pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
+            pc.c[source.name].label("source_key"), pc.c[account.name].label("account_key"),
+            c.c.id.label("contact_id"), pc.c.touches, pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
             pc.c.one_way_emails, pc.c.engaged_touches, pc.c.meetings_180d, pc.c.active_buckets,
             (hours_between(self.conn, pc.c.last_touch, as_of) / 24.0).label("days_since"),
             gone.label("gone"), c.c.seniority, c.c.department, c.c.title, c.c.first_name, c.c.last_name, c.c.email,
-        ).join(c, c.c.id == pc.c.contact_id).order_by(pc.c.account_id, pc.c.contact_id)
+        ).join(c, and_(c.c.source == pc.c[source.name], c.c.external_id == pc.c.contact_external_id))
         self._relationship_rows(stmt)
 
     def _relationship_rows(self, stmt: Select[Any]) -> None:
@@ -332,12 +356,13 @@ class _Builder:
                     dept = title_dept[r.title]
                 dept_key = (dept or "").lower()
                 code = dept_code.setdefault(dept_key, len(dept_code)) if dept_key else -1
+                at = self.key_pos(r.source_key, r.account_key)
                 block[k] = (
-                    self.pos.get(r.account_id, -1), r.contact_id, r.touches, r.meetings, r.calls, r.two_way_emails,
+                    -1 if at is None else at, r.contact_id, r.touches, r.meetings, r.calls, r.two_way_emails,
                     r.one_way_emails, r.engaged_touches, r.meetings_180d, r.active_buckets, r.days_since, r.gone,
                     level_code.get(r.seniority or "unknown", level_code["unknown"]), code,
                 )
-                if r.touches - r.engaged_touches >= min_prior or r.account_id in self.detail_for:
+                if r.touches - r.engaged_touches >= min_prior or (at is not None and self.ids[at] in self.detail_for):
                     full = " ".join(x for x in (r.first_name, r.last_name) if x)
                     names[r.contact_id] = full or r.email or f"contact {r.contact_id}"
                     departments[r.contact_id] = dept
