@@ -24,9 +24,10 @@ from writeback.hubspot import HubSpotWriter
 from writeback.ledger import FieldOutcome, TaskEntry
 from writeback.plan import FieldChange, TaskAction, WritePlan, field_map, resolve_current_values
 from writeback.salesforce import SalesforceWriter
-from writeback.writer import CrmWriter, TaskCreate
+from writeback.writer import CrmWriter, TaskCreate, chunks
 
 log = logging.getLogger(__name__)
+_LEDGER_CHUNK = 20_000  # ledger rows built and inserted at a time
 
 
 @dataclass
@@ -169,12 +170,11 @@ def _record_unwritten(engine: Engine, plan: WritePlan, crm: str, run_id: str) ->
     """Ledger rows of the changes that need no write: already current, or a human edit left alone."""
     outcome_of = {"already_current": "already_current", "skip_human_edit": "skipped_human_edit",
                   "review_task": "review_task"}
-    outcomes = [
-        _outcome(c, outcome_of[c.action]) for c in plan.changes if c.crm == crm and c.action in outcome_of
-    ]
-    if outcomes:
+    unwritten = [c for c in plan.changes if c.crm == crm and c.action in outcome_of]
+    if unwritten:
         with engine.begin() as conn:
-            ledger.record_outcomes(conn, run_id, outcomes, now_utc())
+            for chunk in chunks(unwritten, _LEDGER_CHUNK):  # bounded memory; one transaction
+                ledger.record_outcomes(conn, run_id, [_outcome(c, outcome_of[c.action]) for c in chunk], now_utc())
 
 
 def _outcome(change: FieldChange, outcome: str, error: str | None = None) -> FieldOutcome:
@@ -195,21 +195,22 @@ def _write_fields(
     for batch in writer.write(values):
         report.write_calls += batch.bulk_jobs or 1
         report.bulk_jobs += batch.bulk_jobs
-        outcomes: list[FieldOutcome] = []
-        for rid in batch.record_ids:
-            error = batch.failed.get(rid)
-            for change in writes[rid].values():
-                if error is not None:
-                    outcomes.append(_outcome(change, "failed", error))
-                else:
-                    outcomes.append(_outcome(change, "overwrote_human_edit" if change.human_edit else "written"))
-            if error is None:
-                report.records_written += 1
-                report.fields_written += len(writes[rid])
-            else:
-                report.failures[rid] = error
-        with engine.begin() as conn:
-            ledger.record_outcomes(conn, run_id, outcomes, now_utc())
+        with engine.begin() as conn:  # the batch's outcomes commit together (a Bulk job's in bounded chunks)
+            for chunk in chunks(batch.record_ids, _LEDGER_CHUNK // 16):
+                outcomes: list[FieldOutcome] = []
+                for rid in chunk:
+                    error = batch.failed.get(rid)
+                    if error is None:
+                        report.records_written += 1
+                        report.fields_written += len(writes[rid])
+                    else:
+                        report.failures[rid] = error
+                    outcomes.extend(
+                        _outcome(c, "failed", error) if error is not None
+                        else _outcome(c, "overwrote_human_edit" if c.human_edit else "written")
+                        for c in writes[rid].values()
+                    )
+                ledger.record_outcomes(conn, run_id, outcomes, now_utc())
         if batch.fatal:
             report.stopped = next(iter(batch.failed.values()), "stopped")
             return

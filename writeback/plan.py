@@ -33,6 +33,7 @@ from writeback.tasks import (
 from writeback.values import Canonical, ScoreRow, canonical, differs, output_values
 
 CRMS = ("salesforce", "hubspot")
+_NEVER: Any = object()  # a field the agent never wrote
 _ROW_CHUNK = 2_000
 
 
@@ -225,18 +226,23 @@ def _field_changes(conn: Connection, wb: WritebackConfig, crm: str, rows: list[S
     record_ids = [r.record_id for r in rows]
     written = ledger.written_values(conn, crm, object_type, record_ids)
     unsure = ledger.unconfirmed(conn, crm, object_type, record_ids)
+    specs = [(output, crm_field, OUTPUTS[output][0], wb.min_delta.get(output, 0.0))
+             for output, crm_field in mapping.items()]
     out: list[FieldChange] = []
     for row in rows:
         values = output_values(row)
         last = written.get(row.record_id, {})
         record_changes: list[FieldChange] = []
-        for output, crm_field in mapping.items():
-            kind = OUTPUTS[output][0]
+        for output, crm_field, kind, min_delta in specs:
             new = values[output]
-            old = last.get(crm_field)
-            if crm_field not in last and new is None:
-                continue  # nothing to write into a field the agent never wrote
-            if (row.record_id, crm_field) in unsure or differs(kind, old, new, wb.min_delta.get(output, 0.0)):
+            old = last.get(crm_field, _NEVER)
+            if old == new and not unsure:
+                continue  # the common case: unchanged, and no unconfirmed attempt anywhere in this chunk
+            if old is _NEVER:
+                if new is None:
+                    continue  # nothing to write into a field the agent never wrote
+                old = None
+            if (row.record_id, crm_field) in unsure or differs(kind, old, new, min_delta):
                 record_changes.append(
                     FieldChange(crm, object_type, row.record_id, row.account_id, output, crm_field, kind, old, new)
                 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from core.config.writeback import OUTPUTS, OutputKind
@@ -120,7 +121,9 @@ def encode(value: Canonical) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+@lru_cache(maxsize=65_536)  # stored values repeat a lot (flags, bands, rounded scores); values are immutable
 def decode(text: str | None) -> Canonical:
+    """A stored value back to its canonical form."""
     if text is None:
         return None
     decoded: Canonical = json.loads(text)
