@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from connectors.hubspot.client import HubSpotClient
 from connectors.salesforce.client import SalesforceClient
 from core.config.writeback import WritebackConfig
+from core.errors import ApiError
 from core.records import now_utc
 from writeback import ledger
 from writeback.hubspot import HubSpotWriter
@@ -119,24 +120,31 @@ def apply_plan(
         return report
     writers = {crm: make_writer(crm, clients[crm], plan.config) for crm in plan.crms if crm in clients}
     calls_before = {crm: w.api_calls() for crm, w in writers.items()}
+    unreadable: dict[str, str] = {}  # crm -> why its current values could not be read
     if plan.config.read_current_values and not plan.current_values_read:
         current: dict[tuple[str, str], dict[str, Any]] = {}
         for crm, writer in writers.items():
             ids = list(plan.writes(crm))
-            if ids:
-                values = writer.read_current(ids, list(field_map(plan.config, crm).values()))
-                current.update({(crm, rid): v for rid, v in values.items()})
+            try:
+                values = writer.read_current(ids, list(field_map(plan.config, crm).values())) if ids else {}
+            except ApiError as exc:
+                unreadable[crm] = f"current values could not be read, so nothing was written: {exc.user_message}"
+                continue
+            current.update({(crm, rid): v for rid, v in values.items()})
         with engine.connect() as conn:
             resolve_current_values(conn, plan, current)
     for crm, writer in writers.items():
-        crm_report = report.crms[crm] = CrmReport()
+        crm_report = report.crms[crm] = CrmReport(stopped=unreadable.get(crm))
         _record_human_edits(plan, crm, crm_report)
-        if not dry_run:
-            _record_unwritten(engine, plan, crm, run_id)
-            _write_fields(engine, plan, crm, writer, crm_report, run_id)
-            _apply_tasks(engine, plan, crm, writer, crm_report, run_id)
-        else:
+        if dry_run:
             _dry_run_counts(plan, crm, crm_report)
+        elif crm not in unreadable:
+            try:  # a CRM that fails does not stop the other; each batch's outcome is already committed
+                _record_unwritten(engine, plan, crm, run_id)
+                _write_fields(engine, plan, crm, writer, crm_report, run_id)
+                _apply_tasks(engine, plan, crm, writer, crm_report, run_id)
+            except ApiError as exc:
+                crm_report.stopped = exc.user_message
         crm_report.api_calls = writer.api_calls() - calls_before[crm]
         log.info(
             "writeback %s: %d fields on %d records in %d write calls (%d API calls), %d failed records, "

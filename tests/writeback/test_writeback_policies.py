@@ -237,3 +237,21 @@ def test_bulk_api_writes_above_the_threshold_in_one_job(
     assert sandbox.ledger("salesforce").count(method="PATCH", path_prefix="/services/data/v59.0/composite") == 0
     for account in accounts:
         assert read_back(sandbox, account) == expected(account, scores[account.account_id])
+
+
+def test_a_crm_whose_values_cannot_be_read_is_skipped_and_the_other_is_written(
+    store_engine: Engine, sandbox: Sandbox, clients: dict[str, Any], accounts: list[BookAccount]
+) -> None:
+    config = make_config(tasks={"enabled": False})
+    sandbox.set_faults("salesforce", FaultProfile(rate_5xx=1.0, endpoints=("/services/data/v59.0/query",)))
+    report = run(store_engine, clients, accounts, scores_of(accounts), config)
+    assert report.crms["salesforce"].stopped is not None
+    assert "current values could not be read" in report.crms["salesforce"].stopped
+    assert report.crms["salesforce"].records_written == 0
+    assert write_calls(sandbox)["salesforce"] == 0
+    assert report.crms["hubspot"].records_written == len(accounts) // 2
+
+    sandbox.set_faults("salesforce", FaultProfile())
+    again = run(store_engine, clients, accounts, scores_of(accounts), config)
+    assert again.crms["salesforce"].records_written == len(accounts) // 2
+    assert again.crms["hubspot"].records_written == 0
