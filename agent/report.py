@@ -48,6 +48,11 @@ class ApiUsage(BaseModel):
     calls: int = 0
     retries: int = 0
     floor_calls: int | None = None  # the fewest calls the work could have taken (pages + write batches)
+    pull_calls: int = 0  # calls the streams made (pages, plus count and limit probes)
+    pull_floor: int | None = None  # one per page read
+    write_calls: int = 0  # field-update calls (composite / batch update / Bulk jobs)
+    write_floor: int | None = None  # ceil(records written / batch size)
+    other_calls: int = 0  # everything else: current-value reads, task look-ups and creates, /limits, checks
     daily_limit: int | None = None
     remaining: int | None = None  # as last reported by the API (None when it does not say)
     reserve: int | None = None  # kept for the customer's other integrations
@@ -126,6 +131,7 @@ class WritebackSummary(BaseModel):
     tasks_closed: int = 0
     tasks_deferred: int = 0  # left for a later run by the API budget
     api_calls: dict[str, int] = Field(default_factory=dict)  # writeback's own calls per CRM
+    write_calls: dict[str, int] = Field(default_factory=dict)  # of those, field-update calls per CRM
     records_by_crm: dict[str, int] = Field(default_factory=dict)
     failures: list[WriteFailure] = Field(default_factory=list)
     guard_stopped: str | None = None  # the blast-radius guard's reason, when it stopped the writes

@@ -160,7 +160,7 @@ def run_once(
     finally:
         report.finished_at = datetime.now(UTC)
         if cycle is not None:
-            report.api = _api_usage(cycle.stats, report, floor_calls(report, config))
+            report.api = _api_usage(cycle.stats, report, config)
         with log_context(run_id=run_id):
             _finish(engine, config, report)
         if owns_engine:
@@ -410,37 +410,42 @@ def _writeback_summary(plan: Any, result: Any) -> WritebackSummary:
         failures=failures,
         guard_stopped=result.guard_reason if result.guard_stopped else None,
         api_calls={crm: r.api_calls for crm, r in result.crms.items()},
+        write_calls={crm: r.write_calls for crm, r in result.crms.items()},
         records_by_crm={crm: r.records_written for crm, r in result.crms.items()},
     )
 
 
-def _api_usage(stats: Any, report: RunReport, connectors_floor: Mapping[str, int]) -> list[ApiUsage]:
+def _api_usage(stats: Any, report: RunReport, config: AgentConfig) -> list[ApiUsage]:
+    """Per system: calls made, split into pulling and field writes, each against its floor."""
     rooms = {b.system: b for b in report.budget}
+    wb = report.writeback if report.writeback is not None and not report.writeback.dry_run else None
     out = []
     for system in stats.systems():
         snap = stats.snapshot(system)
         room = rooms.get(system)
         if snap.calls == 0 and (room is None or room.daily_limit is None):
             continue  # a file or warehouse source: no API
+        streams = [s for s in report.streams if s.source == system]
+        pull_calls = sum(s.api_calls for s in streams)
+        pull_floor = sum(s.pages for s in streams)
+        write_calls = wb.write_calls.get(system, 0) if wb else 0
+        write_floor = (
+            math.ceil(wb.records_by_crm[system] / _write_batch(config, system))
+            if wb and system in wb.records_by_crm
+            else None
+        )
         out.append(
             ApiUsage(
-                system=system, calls=snap.calls, retries=snap.retries, floor_calls=connectors_floor.get(system),
+                system=system, calls=snap.calls, retries=snap.retries,
+                floor_calls=pull_floor + (write_floor or 0),
+                pull_calls=pull_calls, pull_floor=pull_floor if streams else None,
+                write_calls=write_calls, write_floor=write_floor,
+                other_calls=max(snap.calls - pull_calls - write_calls, 0),
                 daily_limit=room.daily_limit if room else None, remaining=room.remaining if room else None,
                 reserve=room.reserve if room else None,
             )
         )
     return out
-
-
-def floor_calls(report: RunReport, config: AgentConfig) -> dict[str, int]:
-    """The fewest calls the run's work could take per system: one per page read, plus one per write batch."""
-    floors: dict[str, int] = {}
-    for s in report.streams:
-        floors[s.source] = floors.get(s.source, 0) + s.pages
-    if report.writeback is not None and not report.writeback.dry_run:
-        for crm, records in report.writeback.records_by_crm.items():
-            floors[crm] = floors.get(crm, 0) + math.ceil(records / _write_batch(config, crm))
-    return floors
 
 
 def _budget_lines(budget: BudgetPlan, headroom: Mapping[str, Headroom]) -> list[BudgetLine]:

@@ -153,8 +153,11 @@ def _print_summary(
             ["fields written", str(wb.fields_written)], ["records written", str(wb.records_written)],
             ["tasks created", str(wb.tasks_created)], ["failures", str(len(wb.failures))],
         ]))
-    sections.append(("API calls", ["system", "calls", "floor", "retries"],
-                     [[a.system, str(a.calls), "-" if a.floor_calls is None else str(a.floor_calls), str(a.retries)]
+    sections.append(("API calls",
+                     ["system", "pull calls", "pull floor", "write calls", "write floor", "tasks and other", "total",
+                      "retries"],
+                     [[a.system, str(a.pull_calls), _dash(a.pull_floor), str(a.write_calls), _dash(a.write_floor),
+                       str(a.other_calls), str(a.calls), str(a.retries)]
                       for a in report.api]))
     for item in readback:
         sections.append((f"{item['name']} as the account manager sees it in {item['crm']} ({item['id']})",
@@ -181,3 +184,7 @@ def _print_table(ctx: CommandContext, title: str, header: list[str], rows: list[
     for row in [header, *rows]:
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _dash(value: int | None) -> str:
+    return "-" if value is None else str(value)

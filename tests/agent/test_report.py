@@ -81,7 +81,12 @@ def _report(store_engine: Engine) -> RunReport:
             StreamSummary(source="salesforce", stream="tasks", records=120, pages=2, api_calls=2, retries=1),
             StreamSummary(source="nps", stream="responses", error="NPS API refused the key (401)"),
         ],
-        api=[ApiUsage(system="salesforce", calls=9, floor_calls=7, daily_limit=15000, remaining=14000)],
+        api=[
+            ApiUsage(
+                system="salesforce", calls=9, floor_calls=7, pull_calls=3, pull_floor=3, write_calls=1, write_floor=1,
+                other_calls=5, daily_limit=15000, remaining=14000,
+            )
+        ],
         scoring=summarize_scores(store_engine, "run-2", BANDS),
         writeback=WritebackSummary(
             planned_changes=5, fields_written=5, records_written=2, tasks_created=1,
@@ -98,7 +103,10 @@ def test_text_report_names_every_stream_band_and_failure(store_engine: Engine, t
     assert "ERROR: NPS API refused the key (401)" in text
     assert "Scored 4 accounts: red 1, yellow 2, green 1" in text
     assert "5 fields written on 2 records, 1 tasks created, 0 closed, 1 failures" in text
-    assert "salesforce      9 calls (floor 7), 0 retries; 14,000 of 15,000 left today" in text
+    assert (
+        "salesforce      9 calls: pull 3 (floor 3), writes 1 (floor 1), tasks and other 5, 0 retries;"
+        " 14,000 of 15,000 left today"
+    ) in text
     assert "Deferred: hubspot tasks: 3 follow-up tasks wait" in text
 
 
