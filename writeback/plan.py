@@ -324,21 +324,19 @@ def resolve_current_values(
 
     A value already equal to the desired one needs no write (e.g. a write that landed just before a crash).
     A value the agent itself sent in an attempt it never confirmed (a crash or time-out mid-call) is not an
-    edit either. Any other value than the one the agent last wrote is a human edit: overwrite, skip it, or skip it and
-    open a review task, per ``writeback.human_edits``.
+    edit either. Any other value than the one the agent last wrote is a human edit: overwrite, skip it, or
+    skip it and open a review task, per ``writeback.human_edits``.
     """
     policy = plan.config.human_edits
-    resolved: list[FieldChange] = []
     reviews: list[FieldChange] = []
-    for change in plan.changes:
+    changes = plan.changes
+    for index, change in enumerate(changes):  # replaced in place: one copy of a large plan in memory
         values = current.get((change.crm, change.record_id))
         if values is None or change.field not in values:
-            resolved.append(change)  # not readable (e.g. deleted): the write reports the error
-            continue
+            continue  # not readable (e.g. deleted): the write reports the error
         now_there = canonical(change.kind, values[change.field])
-        known = replace(change, current=now_there, current_known=True)
         if not differs(change.kind, now_there, change.new):
-            resolved.append(replace(known, action="already_current"))
+            changes[index] = replace(change, current=now_there, current_known=True, action="already_current")
         elif (
             change.old is not None
             and differs(change.kind, change.old, now_there)
@@ -347,12 +345,11 @@ def resolve_current_values(
         ):
             action = {"overwrite": "write", "skip_and_report": "skip_human_edit",
                       "keep_and_review_task": "review_task"}[policy]
-            resolved.append(replace(known, action=action, human_edit=True))
+            changes[index] = replace(change, current=now_there, current_known=True, action=action, human_edit=True)
             if action == "review_task":
-                reviews.append(known)
+                reviews.append(changes[index])
         else:
-            resolved.append(known)
-    plan.changes = resolved
+            changes[index] = replace(change, current=now_there, current_known=True)
     plan.current_values_read = True
     plan.tasks.extend(_review_tasks(conn, plan, reviews))
 
