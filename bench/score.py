@@ -408,6 +408,7 @@ def main() -> int:
     parser.add_argument("--pg", default=os.environ.get("HEALTH_TEST_DATABASE_URL"), help="PostgreSQL URL (optional)")
     parser.add_argument("--reuse", action="store_true", help="Reuse an existing filled SQLite file.")
     parser.add_argument("--no-duckdb", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="Skip scoring on SQLite (PostgreSQL only).")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--persist", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -422,7 +423,8 @@ def main() -> int:
     if not (args.reuse and args.sqlite.exists()):
         args.sqlite.unlink(missing_ok=True)
         _fill_store(sqlite_url, "sqlite", sizes, report)
-    targets.append(("sqlite", sqlite_url))
+    if not args.no_sqlite:
+        targets.append(("sqlite", sqlite_url))
     if args.pg:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         admin = make_engine(args.pg)
