@@ -4,7 +4,8 @@ that writes everything, then a run where 10% of the accounts' outputs changed.
 Prints, per run and CRM: records written, write calls against the floor (ceil(n/200) composite calls or one
 Bulk API 2.0 job in Salesforce above ``bulk_write_threshold``; ceil(n/100) HubSpot batch updates), all API
 calls (current-value reads included), wall time, and the peak RSS of the process during the run (the sandbox
-runs in this process too, so its memory is included; the writeback's own growth is shown separately).
+runs in this process too, so its memory is included; the writeback's own growth is shown separately, and
+with ``--trace-memory`` the Python heap peak of the changed and unchanged runs).
 
     .venv/bin/python -m bench.writeback [--accounts 100000] [--changed 0.10] [--bulk-threshold 10000]
         [--book-cache DIR] [--database-url URL]
@@ -23,6 +24,7 @@ import math
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -85,15 +87,21 @@ def _write_calls(sandbox: Sandbox) -> dict[str, int]:
 
 
 def _run(label: str, sandbox: Sandbox, engine: Any, clients: dict[str, Any], config: Any, run_id: str,
-         bulk_threshold: int) -> dict[str, Any]:
+         bulk_threshold: int, trace: bool = False) -> dict[str, Any]:
     for name in ("salesforce", "hubspot"):
         sandbox.ledger(name).clear()
+    if trace:  # the Python heap this run allocates at its peak (the sandbox's SQLite memory is not in it)
+        tracemalloc.start()
     with peak_rss() as rss:
         started = time.perf_counter()
         plan = build_plan(engine, config, run_id=run_id, crms=["salesforce", "hubspot"], now=NOW)
         planned = time.perf_counter() - started
         report: WritebackReport = apply_plan(engine, plan, clients=clients, run_id=run_id, force=True)
         seconds = time.perf_counter() - started
+    traced_mb = None
+    if trace:
+        traced_mb = round(tracemalloc.get_traced_memory()[1] / 2**20)
+        tracemalloc.stop()
     calls = _write_calls(sandbox)
     sf_n = report.crms["salesforce"].records_written + len(report.crms["salesforce"].failures)
     hs_n = report.crms["hubspot"].records_written + len(report.crms["hubspot"].failures)
@@ -106,7 +114,7 @@ def _run(label: str, sandbox: Sandbox, engine: Any, clients: dict[str, Any], con
         "hs_records": report.crms["hubspot"].records_written, "hs_write_calls": calls["hubspot_batch_update"],
         "hs_floor": math.ceil(hs_n / 100), "hs_all_calls": calls["hubspot_all"],
         "failed": report.failed_records, "peak_rss_mb": round(rss["peak_mb"]),
-        "rss_growth_mb": round(rss["peak_mb"] - rss["start_mb"]),
+        "rss_growth_mb": round(rss["peak_mb"] - rss["start_mb"]), "traced_peak_mb": traced_mb,
     }
     print("  ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     return result
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bulk-threshold", type=int, default=10_000)
     parser.add_argument("--book-cache", type=Path, default=None, help="directory of cached sandbox books")
     parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temporary directory")
+    parser.add_argument("--trace-memory", action="store_true",
+                        help="also trace the Python heap peak of the changed and unchanged runs (slower)")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-writeback-"))
@@ -144,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         first = write_scores(engine, accounts, scores_of(accounts))
         _run("first", sandbox, engine, clients, config, first, args.bulk_threshold)
         second = write_scores(engine, accounts, scores_of(accounts, changed=changed))
-        _run(f"changed_{args.changed:.0%}", sandbox, engine, clients, config, second, args.bulk_threshold)
+        _run(f"changed_{args.changed:.0%}", sandbox, engine, clients, config, second, args.bulk_threshold,
+             args.trace_memory)
         unchanged = write_scores(engine, accounts, scores_of(accounts, changed=changed))
-        _run("unchanged", sandbox, engine, clients, config, unchanged, args.bulk_threshold)
+        _run("unchanged", sandbox, engine, clients, config, unchanged, args.bulk_threshold, args.trace_memory)
     finally:
         sandbox.stop()
     return 0
