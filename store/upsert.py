@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select, tuple_
+from sqlalchemy import Connection, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.domains import normalize_domain
 from core.records import AccountRecord, ActivityRecord, CanonicalRecord, now_utc
 from store.models import SYNCED_MODELS, AccountDomain, ActivityParticipant
-
-# SQLite allows 32,766 bound parameters per statement; PostgreSQL 65,535. Keep batches under both.
-MAX_PARAMS = 30_000
 
 
 @dataclass
@@ -42,21 +39,20 @@ def upsert_rows(
 ) -> int:
     """Insert rows, or update the ``update`` columns (default: all but the key) where the key exists.
 
-    All rows must have the same columns. Returns the number of rows sent.
+    All rows must have the same columns. One statement is compiled once (and cached) and executed
+    with the rows as parameter sets; SQLAlchemy sends them as batched multi-row INSERTs
+    ("insertmanyvalues") within each dialect's parameter limit. Returns the number of rows sent.
     """
     if not rows:
         return 0
     columns = list(rows[0].keys())
     update_cols = [c for c in (update if update is not None else columns) if c not in key and c != "id"]
-    per_batch = max(1, MAX_PARAMS // max(1, len(columns)))
-    for start in range(0, len(rows), per_batch):
-        batch = rows[start : start + per_batch]
-        stmt = _insert(conn, table).values(list(batch))
-        if update_cols:
-            stmt = stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols})
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-        conn.execute(stmt)
+    stmt = _insert(conn, table)
+    if update_cols:
+        stmt = stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+    conn.execute(stmt, list(rows))
     return len(rows)
 
 
@@ -100,12 +96,24 @@ def upsert_records(
     return result
 
 
+def _ids_by_source(records: Sequence[CanonicalRecord]) -> dict[str, list[str]]:
+    """External ids grouped by source, in chunks an ``IN (...)`` list handles well on both backends."""
+    grouped: dict[str, list[str]] = {}
+    for r in records:
+        grouped.setdefault(r.source, []).append(r.external_id)
+    return grouped
+
+
+def _chunks(values: list[Any], size: int = 5_000) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 def _replace_participants(conn: Connection, records: list[ActivityRecord]) -> None:
     pt: Table = ActivityParticipant.__table__  # type: ignore[assignment]
-    keys = [(r.source, r.external_id) for r in records]
-    for start in range(0, len(keys), 10_000):
-        chunk = keys[start : start + 10_000]
-        conn.execute(delete(pt).where(tuple_(pt.c.source, pt.c.activity_external_id).in_(chunk)))
+    for source, ids in _ids_by_source(records).items():
+        for chunk in _chunks(ids):  # (source, activity id) is the primary key's prefix: an index range per id
+            conn.execute(delete(pt).where(pt.c.source == source, pt.c.activity_external_id.in_(chunk)))
     rows = [
         {"source": r.source, "activity_external_id": r.external_id, "contact_external_id": c}
         for r in records
@@ -116,17 +124,15 @@ def _replace_participants(conn: Connection, records: list[ActivityRecord]) -> No
 
 def _replace_domains(conn: Connection, accounts: Table, records: list[AccountRecord]) -> None:
     dt: Table = AccountDomain.__table__  # type: ignore[assignment]
-    keys = [(r.source, r.external_id) for r in records]
     ids: dict[tuple[str, str], int] = {}
-    for start in range(0, len(keys), 10_000):
-        chunk = keys[start : start + 10_000]
-        q = select(accounts.c.source, accounts.c.external_id, accounts.c.id).where(
-            tuple_(accounts.c.source, accounts.c.external_id).in_(chunk)
-        )
-        ids.update({(s, e): i for s, e, i in conn.execute(q)})
-    id_list = list(ids.values())
-    for start in range(0, len(id_list), 10_000):
-        conn.execute(delete(dt).where(dt.c.account_id.in_(id_list[start : start + 10_000])))
+    for source, external_ids in _ids_by_source(records).items():
+        for chunk in _chunks(external_ids):
+            q = select(accounts.c.external_id, accounts.c.id).where(
+                accounts.c.source == source, accounts.c.external_id.in_(chunk)
+            )
+            ids.update({(source, e): i for e, i in conn.execute(q)})
+    for chunk in _chunks(list(ids.values())):
+        conn.execute(delete(dt).where(dt.c.account_id.in_(chunk)))
     rows: list[dict[str, Any]] = []
     for r in records:
         if r.is_deleted:
