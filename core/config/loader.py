@@ -139,10 +139,17 @@ def _key_path(loc: Loc, tree: Any) -> Loc:
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
             out.append(part)
             node = node[part]
+        elif isinstance(node, CommentedMap) and _is_discriminator(str(part), node):
+            continue  # a discriminated union's tag (e.g. "tiered" for `kind: tiered`): not a key in the file
         elif isinstance(node, (CommentedMap, CommentedSeq)) and (isinstance(part, int) or not _is_tag(str(part))):
             out.append(part)  # a missing key: name it, at its parent's line
             node = None
     return tuple(out)
+
+
+def _is_discriminator(part: str, node: CommentedMap) -> bool:
+    """True when ``part`` is the value of one of the mapping's scalar fields, as a union tag is."""
+    return any(isinstance(v, (str, int)) and not isinstance(v, bool) and str(v) == part for v in node.values())
 
 
 def _is_tag(part: str) -> bool:

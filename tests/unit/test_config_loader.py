@@ -100,3 +100,33 @@ def test_json_schema_describes_every_section() -> None:
         "observability",
     }
     assert schema["additionalProperties"] is False
+
+
+def test_a_discriminated_union_tag_is_not_named_as_a_key() -> None:
+    from typing import Annotated, Literal
+
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    from core.config.loader import _key_path, _parse_yaml, _problem_from_error
+
+    class Linear(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        kind: Literal["linear"]
+        bad: float
+
+    class Tiered(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        kind: Literal["tiered"]
+        tiers: list[float]
+
+    class Measure(BaseModel):
+        normalization: Annotated[Linear | Tiered, Field(discriminator="kind")]
+
+    text = "normalization:\n  kind: tiered\n  tiers: nope\n"
+    tree = _parse_yaml(text, "m.yaml")
+    with pytest.raises(ValidationError) as info:
+        Measure.model_validate({"normalization": {"kind": "tiered", "tiers": "nope"}})
+    err = info.value.errors(include_url=False)[0]
+    assert err["loc"] == ("normalization", "tiered", "tiers")
+    assert _key_path(err["loc"], tree) == ("normalization", "tiers")
+    assert str(_problem_from_error(err, tree, "m.yaml")).startswith("m.yaml:3 normalization.tiers: Input should be a valid list")
