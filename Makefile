@@ -44,7 +44,7 @@ test: install-dev
 
 bench: install-dev
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[bench]"
-	@echo "Benchmarks: $(BIN)/python bench/<name>.py --help"
+	@echo "Benchmarks: $(BIN)/python -m bench.<name> --help   (pull, score, writeback, sandbox_latency)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache data/demo
