@@ -142,7 +142,9 @@ class Activity(SyncedMixin, Base):
     __tablename__ = "activities"
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
-        Index("ix_activities_account_time", "source", "account_external_id", "occurred_at"),
+        # Covering for scoring's per-account aggregates: whole-portfolio GROUP BYs run as index-only scans.
+        Index("ix_activities_account_time", "source", "account_external_id", "occurred_at", "activity_type",
+              "direction", "is_deleted", "external_id"),
     )
 
     activity_type: Mapped[str] = mapped_column(String(16))

@@ -73,7 +73,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source', 'external_id', name=op.f('uq_activities_source_external_id'))
     )
     with op.batch_alter_table('activities', schema=None) as batch_op:
-        batch_op.create_index('ix_activities_account_time', ['source', 'account_external_id', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_activities_account_time', ['source', 'account_external_id', 'occurred_at', 'activity_type', 'direction', 'is_deleted', 'external_id'], unique=False)
 
     op.create_table('activity_participants',
     sa.Column('source', sa.String(length=32), nullable=False),
