@@ -184,10 +184,9 @@ class FrameScores:
         measures: list[MeasureDetail] = []
         drivers: list[Driver] = []
         points_row, weights_row, data_row = cr.points[row].tolist(), cr.weights[row].tolist(), cr.has_data[row].tolist()
-        shares = cr.share_list
+        shares, raw_lists = cr.share_list, cr.raw_lists
         for j, m in enumerate(cr.card.measures):
-            raw_col = cr.raw[j]
-            raw: float | str | None = raw_col[row] if isinstance(raw_col, list) else _r(float(raw_col[row]), 4)
+            raw = raw_lists[j][row]
             pts, w = points_row[j], weights_row[j]
             text = self._phrase(pos, m.signal, raw, m.label) if full else ""
             measures.append(MeasureDetail(
@@ -276,11 +275,12 @@ def history_row(detail: AccountDetail, run_id: str, scored_at: datetime, trend_d
         "direction": s.direction, "relationship_capital": s.relationship_capital, "thread_count": s.thread_count,
         "flags": {n: {"on": f.on, "reason": f.reason} for n, f in detail.flags.items()},
         "measures": [
-            {k: v for k, v in m.to_dict().items() if k in ("name", "signal", "raw", "points", "weight",
-                                                             "contribution", "missing")}
+            {"name": m.name, "signal": m.signal, "raw": m.raw, "points": _r(m.points),
+             "weight": round(m.weight, 4), "contribution": round(m.contribution, 2), "missing": m.missing}
             for m in detail.measures
         ],
-        "signals": {k: _r(v, 4) for k, v in detail.signals.items() if v is not None},
+        # Signal values are floats (never NaN: a missing one is None), so rounding them needs no _r checks.
+        "signals": {k: round(v, 4) for k, v in detail.signals.items() if v is not None},
         "drivers": s.drivers, "override_band": detail.override_band,
     }
 
