@@ -423,6 +423,11 @@ def main() -> int:
     if not (args.reuse and args.sqlite.exists()):
         args.sqlite.unlink(missing_ok=True)
         _fill_store(sqlite_url, "sqlite", sizes, report)
+    else:  # score a reused store as a fresh one: without the history earlier runs persisted
+        reused = make_engine(sqlite_url)
+        with reused.begin() as conn:
+            conn.execute(text("DELETE FROM score_history"))
+        reused.dispose()
     if not args.no_sqlite:
         targets.append(("sqlite", sqlite_url))
     if args.pg:

@@ -184,9 +184,10 @@ class FrameScores:
         measures: list[MeasureDetail] = []
         drivers: list[Driver] = []
         points_row, weights_row, data_row = cr.points[row].tolist(), cr.weights[row].tolist(), cr.has_data[row].tolist()
-        shares, raw_lists = cr.share_list, cr.raw_lists
+        shares = cr.share_list
         for j, m in enumerate(cr.card.measures):
-            raw = raw_lists[j][row]
+            raw_col = cr.raw[j]
+            raw: float | str | None = raw_col[row] if isinstance(raw_col, list) else _r(raw_col.item(row), 4)
             pts, w = points_row[j], weights_row[j]
             text = self._phrase(pos, m.signal, raw, m.label) if full else ""
             measures.append(MeasureDetail(

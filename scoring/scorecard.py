@@ -5,7 +5,6 @@ Everything here works on whole columns (numpy), one scorecard at a time, over th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -139,17 +138,6 @@ class CardResult:
     @cached_property
     def share_list(self) -> list[float]:
         return [float(x) for x in self.shares]
-
-    @cached_property
-    def raw_lists(self) -> list[list[float | str | None]]:
-        """Per measure, the raw values as Python values (numbers rounded to 4 places, None for no data)."""
-        out: list[list[float | str | None]] = []
-        for col in self.raw:
-            if isinstance(col, list):
-                out.append(list(col))
-            else:
-                out.append([None if math.isnan(x) else round(x, 4) for x in col.tolist()])
-        return out
 
 
 def _missing_points(m: Measure) -> float:

@@ -362,26 +362,36 @@ class _Builder:
         departments: dict[int, str | None] = {}
         blocks: list[np.ndarray] = []
         result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
+        unknown = level_code["unknown"]
+        detail_pos = [self.pos[x] for x in self.detail_for if x in self.pos]
+
+        def department(given: str | None, title: str | None) -> str | None:
+            if given:
+                return given
+            if title not in title_dept:
+                title_dept[title] = department_of(title)
+            return title_dept[title]
+
+        # Column-wise per partition (zip, list comprehensions, numpy) rather than attribute access per row.
+        # Columns: 0 source, 1 account, 2 contact id, 3-12 numeric aggregates and gone, 13 seniority,
+        # 14 department, 15 title, 16 first name, 17 last name, 18 email.
         for partition in result.partitions():
+            if not partition:
+                continue
+            cols = list(zip(*partition, strict=True))
             block = np.empty((len(partition), 14))
-            for k, r in enumerate(partition):
-                dept = r.department
-                if not dept:
-                    if r.title not in title_dept:
-                        title_dept[r.title] = department_of(r.title)
-                    dept = title_dept[r.title]
-                dept_key = (dept or "").lower()
-                code = dept_code.setdefault(dept_key, len(dept_code)) if dept_key else -1
-                at = self.key_pos(r.source_key, r.account_key)
-                block[k] = (
-                    -1 if at is None else at, r.contact_id, r.touches, r.meetings, r.calls, r.two_way_emails,
-                    r.one_way_emails, r.engaged_touches, r.meetings_180d, r.active_buckets, r.days_since, r.gone,
-                    level_code.get(r.seniority or "unknown", level_code["unknown"]), code,
-                )
-                if r.touches - r.engaged_touches >= min_prior or (at is not None and self.ids[at] in self.detail_for):
-                    full = " ".join(x for x in (r.first_name, r.last_name) if x)
-                    names[r.contact_id] = full or r.email or f"contact {r.contact_id}"
-                    departments[r.contact_id] = dept
+            block[:, 0] = [-1 if at is None else at for at in map(self.key_pos, cols[0], cols[1])]
+            block[:, 1:12] = np.array(cols[2:13], dtype=float).T
+            block[:, 12] = [level_code.get(x or "unknown", unknown) for x in cols[13]]
+            given_depts = list(map(department, cols[14], cols[15]))
+            block[:, 13] = [dept_code.setdefault(k, len(dept_code)) if k else -1
+                            for k in ((d or "").lower() for d in given_depts)]
+            shown = (block[:, 2] - block[:, 7] >= min_prior) | np.isin(block[:, 0], detail_pos)
+            for k in np.flatnonzero(shown).tolist():
+                r = partition[k]
+                full = " ".join(x for x in (r.first_name, r.last_name) if x)
+                names[r.contact_id] = full or r.email or f"contact {r.contact_id}"
+                departments[r.contact_id] = given_depts[k]
             blocks.append(block)
         m = np.concatenate(blocks) if blocks else np.empty((0, 14))
         m = m[m[:, 0] >= 0]
@@ -421,7 +431,6 @@ class _Builder:
             self.champions[int(pos[i])] = Champion(names[int(contact_ids[i])], int(prior[i]), why)
             champion_gone[pos[i]] = 1.0 if why else 0.0
         self.values["champion_gone"] = champion_gone
-        detail_pos = [self.pos[x] for x in self.detail_for if x in self.pos]
         for i in np.flatnonzero(np.isin(pos, detail_pos)):
             cid = int(contact_ids[i])
             self.contacts.setdefault(int(pos[i]), []).append(ContactDetail(
