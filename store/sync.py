@@ -116,22 +116,6 @@ def _changed(conn: Connection, records: Sequence[CanonicalRecord]) -> list[Canon
     return out
 
 
-def _shape_chunks(records: list[CanonicalRecord]) -> list[list[CanonicalRecord]]:
-    """Records cut into chunks of 1024, 512, ... 1, so multi-row INSERTs take a dozen shapes, not one per count.
-
-    The database driver caches a prepared statement per distinct SQL text (SQLite's ``cached_statements``);
-    a multi-row INSERT of every possible row count would each stay cached, megabytes apiece.
-    """
-    out = []
-    start, size = 0, 1024
-    while start < len(records):
-        while size > len(records) - start:
-            size //= 2
-        out.append(records[start : start + size])
-        start += size
-    return out
-
-
 class _Batch:
     def __init__(self) -> None:
         self.records: list[CanonicalRecord] = []
@@ -148,8 +132,8 @@ def _commit(
     with engine.begin() as conn:
         if batch.records:
             changed = _changed(conn, batch.records)
-            for chunk in _shape_chunks(changed):
-                result = upsert_records(conn, chunk)
+            if changed:
+                result = upsert_records(conn, changed)
                 report.records += result.rows
                 report.deleted += result.deleted
         if batch.rejected:

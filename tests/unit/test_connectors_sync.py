@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -149,11 +148,3 @@ def test_the_report_serializes(store_engine: Engine, lag: int) -> None:
     report = pull_stream(store_engine, FakeConnector(stream), stream, run_id="r", limits=LimitsConfig(cursor_lag_seconds=lag))
     assert report.as_dict()["cursor_after"] == "2026-01-01T00:01:00+00:00"
 
-
-def test_upserts_are_cut_into_a_few_statement_shapes() -> None:
-    from store.sync import _shape_chunks
-
-    records: list[Any] = list(range(2000))
-    chunks = _shape_chunks(records)
-    assert [len(c) for c in chunks] == [1024, 512, 256, 128, 64, 16]
-    assert [x for c in chunks for x in c] == records
