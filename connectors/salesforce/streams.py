@@ -108,8 +108,8 @@ class SoqlStream:
             self.backfill_mode = "rest"
         yield from self.client.query_pages(soql, include_deleted=self.deletable)
 
-    def _contacts_by_deal(self, page: list[dict[str, Any]]) -> dict[str, list[str]]:
-        ids = [str(r["Id"]) for r in page if r.get("Id")]
+    def _contacts_by_deal(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """Contact ids of the given opportunities, 500 ids per query (the fallback for deals changed mid-run)."""
         out: dict[str, list[str]] = {}
         for start in range(0, len(ids), 500):
             soql = (
@@ -120,14 +120,67 @@ class SoqlStream:
                 out.setdefault(str(row["OpportunityId"]), []).append(str(row["ContactId"]))
         return out
 
+    def _all_contact_roles(self, since: datetime | None) -> _ContactRoles:
+        """Every contact role of the opportunities changed since ``since`` (all on a backfill): one paged query,
+        through Bulk API 2.0 on a backfill of more than ``bulk_threshold`` roles.
+
+        Each role carries its opportunity's SystemModstamp, so a deal changed after this read is recognised and
+        its roles read again (``_ContactRoles.stale``) instead of being written with old contacts.
+        """
+        where = f" WHERE Opportunity.{self.cursor_field} >= {soql_datetime(since)}" if since is not None else ""
+        soql = (f"SELECT OpportunityId, ContactId, Opportunity.{self.cursor_field} FROM OpportunityContactRole"
+                f"{where} ORDER BY OpportunityId, Id")
+        threshold = self.limits.salesforce.bulk_threshold
+        rows: Iterator[Mapping[str, Any]]
+        if since is None and threshold > 0 and self.client.count("OpportunityContactRole") > threshold:
+            rows = (_nest(r, {}) for page in self.client.bulk2_query(soql, include_deleted=False) for r in page)
+        else:
+            rows = self.client.query_iter(soql)
+        roles = _ContactRoles()
+        for row in rows:
+            parent = row.get("Opportunity") or {}
+            roles.add(str(row["OpportunityId"]), str(row["ContactId"]), parent.get(self.cursor_field))
+        return roles
+
     def read(self, since: datetime | None) -> Iterator[Record | RejectedRecord]:
+        if not self.contact_roles:
+            for page in self._pages(since):
+                yield from (self.mapper.map(raw) for raw in page)
+            return
+        roles = self._all_contact_roles(since)
         for page in self._pages(since):
-            roles = self._contacts_by_deal(page) if self.contact_roles and page else {}
+            stale = [str(r["Id"]) for r in page if r.get("Id") and roles.stale(str(r["Id"]), r.get(self.cursor_field))]
+            reread = self._contacts_by_deal(stale) if stale else {}
             for raw in page:
-                if roles:
-                    yield self.mapper.map({**raw, "_contact_ids": tuple(roles.get(str(raw.get("Id")), ()))})
-                else:
-                    yield self.mapper.map(raw)
+                deal_id = str(raw.get("Id"))
+                contacts = reread.get(deal_id, []) if deal_id in stale else roles.contacts.get(deal_id, [])
+                yield self.mapper.map({**raw, "_contact_ids": tuple(contacts)})
+
+
+class _ContactRoles:
+    """Opportunity id -> contact ids, with the opportunity SystemModstamp each role was read at."""
+
+    def __init__(self) -> None:
+        self.contacts: dict[str, list[str]] = {}
+        self._stamps: dict[str, datetime] = {}
+        self._newest: datetime | None = None
+
+    def add(self, deal_id: str, contact_id: str, stamp: str | None) -> None:
+        self.contacts.setdefault(deal_id, []).append(contact_id)
+        if stamp:
+            moment = datetime.fromisoformat(stamp)
+            self._stamps[deal_id] = moment
+            self._newest = moment if self._newest is None or moment > self._newest else self._newest
+
+    def stale(self, deal_id: str, stamp: str | None) -> bool:
+        """True when the deal changed after its roles were read (or may have gained roles since)."""
+        if not stamp:
+            return False
+        moment = datetime.fromisoformat(stamp)
+        known = self._stamps.get(deal_id)
+        if known is not None:
+            return moment != known
+        return self._newest is not None and moment > self._newest
 
 
 def _deal_contacts(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
