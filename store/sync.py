@@ -50,6 +50,7 @@ class StreamReport:
     cursor_before: datetime | None = None
     cursor_after: datetime | None = None
     stopped: bool = False  # should_stop asked to stop between batches
+    notes: list[str] = field(default_factory=list)  # what the stream chose to skip, e.g. a periodic sweep
 
     @property
     def ok(self) -> bool:
@@ -62,13 +63,14 @@ class StreamReport:
         return out
 
 
-def _load_state(engine: Engine, source: str, stream: str) -> tuple[datetime | None, int]:
+def _load_state(engine: Engine, source: str, stream: str) -> tuple[datetime | None, int, str | None]:
     table: Table = SyncState.__table__  # type: ignore[assignment]
     with engine.connect() as conn:
         row = conn.execute(
-            select(table.c.cursor, table.c.records_synced).where(table.c.source == source, table.c.stream == stream)
+            select(table.c.cursor, table.c.records_synced, table.c.cursor_token)
+            .where(table.c.source == source, table.c.stream == stream)
         ).first()
-    return (row[0], int(row[1] or 0)) if row else (None, 0)
+    return (row[0], int(row[1] or 0), row[2]) if row else (None, 0, None)
 
 
 def _save_state(conn: Connection, source: str, stream: str, values: dict[str, Any]) -> None:
@@ -178,7 +180,10 @@ def pull_stream(
     system = getattr(connector, "system", source)
     before = stats.snapshot(system) if stats else None
     started = time.monotonic()
-    cursor, synced = _load_state(engine, source, stream.name)
+    cursor, synced, token = _load_state(engine, source, stream.name)
+    restore_state = getattr(stream, "restore_state", None)  # a stream's own state besides the cursor
+    if restore_state is not None:
+        restore_state(token)
     report.cursor_before = report.cursor_after = cursor
     since = cursor - timedelta(seconds=limits.cursor_lag_seconds) if cursor is not None else None
     batch = _Batch()
@@ -203,6 +208,9 @@ def pull_stream(
                                       "records_synced": synced + report.records}
             if not (defer and report.stopped):
                 values["cursor"] = report.cursor_after
+            if restore_state is not None:
+                values["cursor_token"] = getattr(stream, "state_token", None)
+            report.notes.extend(getattr(stream, "notes", ()))
             if not report.stopped:
                 values.update(last_success_at=now_utc(), backfill_done=True)
             _save_state(conn, source, stream.name, values)

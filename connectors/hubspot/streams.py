@@ -2,14 +2,18 @@
 
 Search caps a query at 10,000 results; a longer increment is split by restarting the search from the
 last modified time seen (records sharing it are read twice and deduplicated by the upsert).
+
+Archived records can only be listed (every page, in id order, no filter), so an increment sweeps them at most
+once per ``archived_sweep_hours``; the time of the last sweep is the stream's ``state_token``, which the sync
+stores with the cursor (``sync_state.cursor_token``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import Stream
@@ -22,6 +26,8 @@ from core.records import Record, RejectedRecord
 
 log = logging.getLogger(__name__)
 SOURCE = "hubspot"
+# archivedAt is HubSpot's clock, the sweep time ours: a sweep re-reads archives this far before the last one.
+SWEEP_CLOCK_MARGIN = timedelta(hours=1)
 
 
 def _ms(value: datetime) -> str:
@@ -47,7 +53,16 @@ class HubSpotStream:
 
     primary_key = "id"
 
-    def __init__(self, spec: TypeSpec, mapper: RecordMapper, client: HubSpotClient, *, archived: bool) -> None:
+    def __init__(
+        self,
+        spec: TypeSpec,
+        mapper: RecordMapper,
+        client: HubSpotClient,
+        *,
+        archived: bool,
+        sweep_hours: float = 0.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.name = spec.stream
         self.object_type = spec.object_type
         self.entity = mapper.record_type.entity
@@ -56,6 +71,10 @@ class HubSpotStream:
         self.client = client
         self.associations = spec.associations
         self.archived = archived and spec.archived
+        self.sweep_every = timedelta(hours=sweep_hours)
+        self.now = now
+        self.state_token: str | None = None  # ISO time (UTC) the last archived sweep started
+        self.notes: list[str] = []  # what the last read chose not to do, for the run report
         props = [p.split(".", 1)[1] for p in mapper.source_fields() if p.startswith("properties.")]
         self.properties = list(dict.fromkeys([*props, self.cursor_field]))
 
@@ -109,9 +128,28 @@ class HubSpotStream:
         else:
             yield from self._search(since)
         if self.archived:
-            for page in self.client.list_pages(self.object_type, self.properties, archived=True,
-                                               associations=self.associations):
-                yield [r for r in page if since is None or (_as_datetime(r.get("archivedAt")) or since) >= since]
+            yield from self._archived(since)
+
+    def restore_state(self, token: str | None) -> None:
+        """Take back the ``state_token`` saved by the last successful run (None: never swept)."""
+        self.state_token = token
+
+    def _archived(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """Archived records since the last sweep, when a sweep is due (always on a backfill)."""
+        self.notes = []
+        started = self.now()
+        last_sweep = _as_datetime(self.state_token)
+        if since is not None and last_sweep is not None and started - last_sweep < self.sweep_every:
+            due = (last_sweep + self.sweep_every).isoformat(timespec="seconds")
+            self.notes.append(f"archived sweep skipped: the last one was at "
+                              f"{last_sweep.isoformat(timespec='seconds')}, the next is due at {due}")
+            return
+        # Archives between two sweeps are older than the cursor: read back to the last sweep, not the cursor.
+        start = since if since is None or last_sweep is None else min(since, last_sweep - SWEEP_CLOCK_MARGIN)
+        for page in self.client.list_pages(self.object_type, self.properties, archived=True,
+                                           associations=self.associations):
+            yield [r for r in page if start is None or (_as_datetime(r.get("archivedAt")) or start) >= start]
+        self.state_token = started.isoformat()
 
     def read(self, since: datetime | None) -> Iterator[Record | RejectedRecord]:
         for page in self._pages(since):
@@ -135,7 +173,13 @@ class HubSpotConnector:
 
     name = SOURCE
 
-    def __init__(self, client: HubSpotClient, config: HubSpotSourceConfig) -> None:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        config: HubSpotSourceConfig,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.client = client
         self.stats = client.stats
         self.config = config
@@ -157,7 +201,8 @@ class HubSpotConnector:
             )
             actual = replace(spec, object_type=override.object) if override.object else spec
             cls = OwnersStream if spec.stream == "owners" else HubSpotStream
-            self._streams.append(cls(actual, mapper, client, archived=config.archived))
+            self._streams.append(cls(actual, mapper, client, archived=config.archived,
+                                     sweep_hours=config.archived_sweep_hours, now=now))
 
     def check(self) -> None:
         """One small call that proves the token works."""

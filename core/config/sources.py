@@ -79,6 +79,9 @@ class HubSpotSourceConfig(StrictModel):
     )
     deal_kind: DealKindConfig = DealKindConfig(by="field", field="dealtype")
     archived: bool = Field(default=True, description="Also read archived records (kept as deleted, a signal).")
+    archived_sweep_hours: float = Field(
+        default=24, ge=0, description="Hours between sweeps of archived records on incremental runs (0: every run)."
+    )
 
 
 class HttpAuthConfig(StrictModel):
