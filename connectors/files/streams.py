@@ -25,6 +25,18 @@ ROWS_PER_FETCH = 5000
 ID_FIELD = "_row_id"
 
 
+def _parquet(source: str, path: Path) -> Any:
+    """``pyarrow.parquet``, or a ConfigError naming the extra to install (pyarrow is optional)."""
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"{source}: reading the Parquet file {path} needs pyarrow, which is not installed; "
+            "install the extra: pip install 'crm-health-agent[parquet]'"
+        ) from exc
+    return pq
+
+
 class TabularStream:
     """All rows of one query or file, mapped into one canonical table."""
 
@@ -86,8 +98,7 @@ class TabularStream:
         if not path.exists():
             raise FatalApiError(f"{self.source}: file {path} does not exist", system=self.source)
         if path.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
-
+            pq = _parquet(self.source, path)
             for batch in pq.ParquetFile(path).iter_batches(batch_size=ROWS_PER_FETCH):
                 yield from batch.to_pylist()
             return
@@ -119,8 +130,11 @@ class TabularConnector:
         """The file exists, or the warehouse answers."""
         config = self._stream.config
         if config.file:
-            if not Path(config.file).exists():
+            path = Path(config.file)
+            if not path.exists():
                 raise FatalApiError(f"{self.name}: file {config.file} does not exist", system=self.name)
+            if path.suffix.lower() == ".parquet":
+                _parquet(self.name, path)
             return
         assert config.url
         engine = create_engine(config.url)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,20 @@ def test_usage_rows_from_a_file_are_keyed_by_account_id_or_domain(tmp_path: Path
     assert (first.external_id, first.account_domain, first.period_start, first.active_users) == (
         "001A:2026-01-01", "acme.com", date(2026, 1, 1), 40)
     assert getattr(second, "reason", "") == "neither an account id nor a domain to match the row to an account"
+
+
+def test_a_parquet_file_without_pyarrow_names_the_extra_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "usage.parquet"
+    pq.write_table(pa.Table.from_pylist([{"account_id": "001A", "month": "2026-01-01"}]), path)
+    # A None entry in sys.modules makes `import pyarrow.parquet` raise ModuleNotFoundError, as if not installed.
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    config = TabularSourceConfig(enabled=True, file=str(path), columns=USAGE_COLUMNS, id_columns=["account_id", "month"])
+    connector = TabularConnector("usage", "usage_metrics", config)
+    install = "pip install 'crm-health-agent[parquet]'"
+    with pytest.raises(ConfigError, match=re.escape(install)):
+        connector.check()
+    with pytest.raises(ConfigError, match=re.escape(f"usage: reading the Parquet file {path} needs pyarrow")):
+        list(connector.streams()[0].read(None))
 
 
 def test_billing_rows_from_a_warehouse_query_read_only_what_changed(tmp_path: Path):
