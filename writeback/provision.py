@@ -127,6 +127,7 @@ def _salesforce(client: SalesforceClient, config: AgentConfig, apply: bool, repo
             client.tooling_create_custom_field(
                 wb.object, name, label=_label(output), field_type=field_type, length=length, precision=precision,
                 scale=scale, description=f"Written by crm-health-agent: {OUTPUTS[output][1]}",
+                default_value="false" if field_type == "Checkbox" else None,
             )
         except ApiError as exc:
             no_permission = exc.status == 403 or any(code in str(exc) for code in _PERMISSION_CODES)
@@ -161,10 +162,7 @@ def salesforce_metadata(sobject: str, fields: list[tuple[str, str, OutputKind]])
 
 def _hubspot(client: HubSpotClient, config: AgentConfig, apply: bool, report: ProvisionReport) -> None:
     wb = config.writeback.hubspot
-    groups_api = client._api("crm.properties.groups_api")  # no client method lists groups yet
-    groups = client.call("GET properties/companies/groups", groups_api.get_all, "companies")
-    names = {getattr(g, "name", None) or (g.get("name") if isinstance(g, dict) else None)
-             for g in (getattr(groups, "results", None) or [])}
+    names = {g.get("name") for g in client.property_groups("companies")}
     if wb.property_group in names:
         report.group = "ok"
     elif not apply:

@@ -316,6 +316,12 @@ class HubSpotClient:
         page = self.call_json(f"GET properties/{object_type}", api.get_all, object_type)
         return list(page.get("results") or [])
 
+    def property_groups(self, object_type: str) -> list[dict[str, Any]]:
+        """The object type's property groups (``name``, ``label``, ``displayOrder``, ``archived``)."""
+        api = self._api("crm.properties.groups_api")
+        page = self.call_json(f"GET properties/{object_type}/groups", api.get_all, object_type)
+        return list(page.get("results") or [])
+
     # --- writes -------------------------------------------------------------------------------------
 
     def create(

@@ -402,9 +402,15 @@ class SalesforceClient:
         scale: int | None = None,
         picklist: Sequence[str] = (),
         description: str = "",
+        default_value: str | None = None,
     ) -> str:
-        """Create ``sobject.name`` (``name`` ends in ``__c``) through the Tooling API; returns the CustomField id."""
+        """Create ``sobject.name`` (``name`` ends in ``__c``) through the Tooling API; returns the CustomField id.
+
+        ``default_value`` is the metadata's ``defaultValue`` formula text; Checkbox fields need one (``"false"``).
+        """
         metadata: dict[str, Any] = {"label": label, "type": field_type, "description": description}
+        if default_value is not None:
+            metadata["defaultValue"] = default_value
         if field_type in ("Text", "TextArea", "LongTextArea") and length:
             metadata["length"] = length
         if precision is not None:

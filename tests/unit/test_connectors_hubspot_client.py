@@ -147,3 +147,17 @@ def test_the_limiter_capacity_keeps_the_configured_headroom():
         client, _, _ = _client(fake, hubspot={"ten_second_limit": 100, "headroom_share": 0.2, "search_per_second": 4})
     assert (client.limiter.capacity, client.limiter.window) == (80, 10.0)
     assert (client.search_limiter.capacity, client.search_limiter.window) == (4, 1.0)
+
+
+def test_property_groups_lists_the_groups_of_an_object_type_as_json():
+    groups = {"results": [{"name": "companyinformation", "label": "Company information", "displayOrder": -1,
+                           "archived": False},
+                          {"name": "customer_health", "label": "Customer health", "displayOrder": 3,
+                           "archived": False}]}
+    fake = FakeHubSpot([("GET", "/crm/v3/properties/companies/groups", _response(200, groups))])
+    with patched(fake):
+        client, _, stats = _client(fake)
+        listed = client.property_groups("companies")
+    assert [g["name"] for g in listed] == ["companyinformation", "customer_health"]
+    assert listed[1]["displayOrder"] == 3
+    assert stats.snapshot("hubspot").calls == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -154,3 +155,22 @@ def test_every_call_has_a_timeout(rsps):
     client, _, _ = _client(http={"connect_timeout_seconds": 3, "read_timeout_seconds": 7})
     client.limits()
     assert rsps.calls[0].request.req_kwargs["timeout"] == (3.0, 7.0)
+
+
+def test_a_checkbox_field_is_created_with_its_default_value(rsps):
+    bodies: list[dict[str, Any]] = []
+
+    def answer(request):
+        bodies.append(json.loads(request.body))
+        return 201, {}, json.dumps({"id": f"00N{len(bodies)}", "success": True, "errors": []})
+
+    rsps.add_callback(responses.POST, f"{API}/tooling/sobjects/CustomField/", callback=answer)
+    rsps.add_callback(responses.POST, f"{API}/tooling/sobjects/CustomField/", callback=answer)
+    client, _, _ = _client()
+    assert client.tooling_create_custom_field("Account", "Health_Flag__c", label="Health flag",
+                                              field_type="Checkbox", length=None, default_value="false") == "00N1"
+    assert client.tooling_create_custom_field("Account", "Health_Score__c", label="Health score",
+                                              field_type="Number", length=None, precision=5, scale=1) == "00N2"
+    assert bodies[0] == {"FullName": "Account.Health_Flag__c", "Metadata": {
+        "label": "Health flag", "type": "Checkbox", "description": "", "defaultValue": "false"}}
+    assert "defaultValue" not in bodies[1]["Metadata"]
