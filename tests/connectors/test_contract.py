@@ -17,6 +17,7 @@ from connectors.salesforce.soql import literal_list
 from core.config import AgentConfig
 from core.config.loader import load_config
 from core.config.runtime import LimitsConfig
+from core.records import DealRecord
 from sandbox.faults import FaultProfile
 from sandbox.ids import hubspot_id, salesforce_id
 from sandbox.runtime import Sandbox
@@ -320,3 +321,25 @@ def test_writes_through_the_client_bulk_ingest_composite_and_tooling(sandbox: Sa
     assert [r["Health_Score__c"] for r in rows] == [10, 42.5]
     task_id = client.create("Task", {"Subject": "Check in", "WhatId": ids[0]})
     assert task_id.startswith("00T")
+
+
+def test_deal_contacts_match_the_contact_roles_on_rest_and_bulk_backfills(sandbox: Sandbox) -> None:
+    def deals(bulk_threshold: int) -> tuple[dict[str, tuple[str, ...]], Any]:
+        limits = LimitsConfig(**{**FAST, "salesforce": {"bulk_threshold": bulk_threshold}})
+        connectors, _ = _connectors(sandbox, limits=limits, sources={"hubspot": {"enabled": False}})
+        stream = next(s for s in connectors[0].streams() if s.name == "opportunities")
+        records = [r for r in stream.read(None) if isinstance(r, DealRecord)]
+        return {str(r.external_id): r.contact_external_ids for r in records}, connectors[0]
+
+    rest, connector = deals(0)
+    bulk, _ = deals(50)
+    expected: dict[str, list[str]] = {}
+    for row in connector.client.query_iter(
+            "SELECT OpportunityId, ContactId FROM OpportunityContactRole ORDER BY OpportunityId, Id"):
+        expected.setdefault(row["OpportunityId"], []).append(row["ContactId"])
+    assert len(rest) == 207
+    assert sum(1 for ids in rest.values() if ids) == len(expected)
+    assert {k: list(v) for k, v in rest.items() if v} == expected
+    assert bulk == rest
+    bulk_jobs = sandbox.ledger("salesforce").count(method="POST", path_prefix="/services/data/v59.0/jobs/query")
+    assert bulk_jobs == 2  # the deals and their contact roles
