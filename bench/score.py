@@ -385,8 +385,9 @@ def duckdb_reference(sqlite_path: Path) -> dict[str, Any]:
     started = time.perf_counter()
     rows = duck.execute(DUCKDB_QUERY, params).fetchall()
     query_seconds = time.perf_counter() - started
+    threads = duck.execute("SELECT current_setting('threads')").fetchone()
     return {"rows": len(rows), "query_seconds": round(query_seconds, 2), "export_seconds": round(export_seconds, 1),
-            "threads": duck.execute("SELECT current_setting('threads')").fetchone()[0]}  # type: ignore[index]
+            "threads": threads[0] if threads else None}
 
 
 def _fill_store(url: str, name: str, sizes: dict[str, int], report: dict[str, Any]) -> None:
