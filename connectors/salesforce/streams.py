@@ -85,6 +85,7 @@ class SoqlStream:
         self.fields = [identifier(f) for f in dict.fromkeys(["Id", *mapper.source_fields(), *also_select,
                                                                self.cursor_field])]
         self.backfill_mode: str | None = None  # "bulk" or "rest", set by the last read without a cursor
+        self.roles_read: tuple[int, str] = (0, "rest")  # contact roles the last read listed, and how
 
     def soql(self, since: datetime | None) -> str:
         where = f" WHERE {self.cursor_field} >= {soql_datetime(since)}" if since is not None else ""
@@ -132,7 +133,9 @@ class SoqlStream:
                 f"{where} ORDER BY OpportunityId, Id")
         threshold = self.limits.salesforce.bulk_threshold
         rows: Iterator[Mapping[str, Any]]
+        mode = "rest"
         if since is None and threshold > 0 and self.client.count("OpportunityContactRole") > threshold:
+            mode = "bulk"
             rows = (_nest(r, {}) for page in self.client.bulk2_query(soql, include_deleted=False) for r in page)
         else:
             rows = self.client.query_iter(soql)
@@ -140,6 +143,7 @@ class SoqlStream:
         for row in rows:
             parent = row.get("Opportunity") or {}
             roles.add(str(row["OpportunityId"]), str(row["ContactId"]), parent.get(self.cursor_field))
+        self.roles_read = (roles.rows, mode)
         return roles
 
     def read(self, since: datetime | None) -> Iterator[Record | RejectedRecord]:
@@ -164,8 +168,10 @@ class _ContactRoles:
         self.contacts: dict[str, list[str]] = {}
         self._stamps: dict[str, datetime] = {}
         self._newest: datetime | None = None
+        self.rows = 0
 
     def add(self, deal_id: str, contact_id: str, stamp: str | None) -> None:
+        self.rows += 1
         self.contacts.setdefault(deal_id, []).append(contact_id)
         if stamp:
             moment = datetime.fromisoformat(stamp)

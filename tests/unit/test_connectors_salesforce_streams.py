@@ -67,6 +67,7 @@ def test_incremental_reads_roles_once_filtered_by_the_opportunity_modstamp() -> 
         "SELECT OpportunityId, ContactId, Opportunity.SystemModstamp FROM OpportunityContactRole "
         "WHERE Opportunity.SystemModstamp >= 2026-03-01T00:00:00.000Z ORDER BY OpportunityId, Id")
     assert len(client.queries) == 2
+    assert stream.roles_read == (3, "rest")
 
 
 def test_backfill_reads_every_role_without_a_filter() -> None:
