@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.domains import normalize_domain
 from core.records import CanonicalRecord, Record, RejectedRecord
+from core.titles import department_of, seniority_of
 
 Finish = Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any]]
 
@@ -151,3 +153,36 @@ class RecordMapper:
             shown_text = f"{len(str(shown))} characters" if long_text else repr(shown)
             reasons.append(f"{where}: {what} ({shown_text})")
         return "; ".join(reasons)
+
+
+def whole_number(value: Any) -> Any:
+    """``"120.0"`` -> 120; a value that is no number is left for validation to reject with its field name."""
+    try:
+        return None if value is None else int(float(value))
+    except (TypeError, ValueError):
+        return value
+
+
+def tier_of(value: Any) -> str | None:
+    """``Mid-Market`` / ``mid market`` / ``MID_MARKET`` -> ``mid_market``."""
+    if value is None:
+        return None
+    return "_".join(str(value).strip().lower().replace("-", " ").split()) or None
+
+
+def finish_account(values: dict[str, Any], domain: Any) -> dict[str, Any]:
+    """Normalize a mapped account the same way for every CRM: domain, tier, employee count."""
+    values["domain"] = normalize_domain(domain)
+    values["tier"] = tier_of(values.get("tier"))
+    values["employees"] = whole_number(values.get("employees"))
+    return values
+
+
+def finish_contact(values: dict[str, Any]) -> dict[str, Any]:
+    """Normalize a mapped contact the same way for every CRM: lowercase email; seniority and department by title."""
+    if values.get("email"):
+        values["email"] = str(values["email"]).strip().lower()
+    values["seniority"] = seniority_of(values.get("title"))
+    if not values.get("department"):
+        values["department"] = department_of(values.get("title"))
+    return values

@@ -10,10 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.fields import Finish, get_path
-from connectors.salesforce.mapping import deal_kind_of, direction_of, priority_of, tier_of, whole_number
+from connectors.fields import Finish, finish_account, finish_contact, get_path
+from connectors.salesforce.mapping import deal_kind_of, direction_of, priority_of
 from core.config.sources import DealKindConfig
-from core.domains import normalize_domain
 from core.records import (
     AccountRecord,
     ActivityRecord,
@@ -24,7 +23,6 @@ from core.records import (
     TicketRecord,
     UserRecord,
 )
-from core.titles import department_of, seniority_of
 
 TOP_LEVEL = ("id", "createdAt", "updatedAt", "archived", "archivedAt", "associations", "email", "firstName",
              "lastName", "userId")  # fmt: skip
@@ -73,23 +71,15 @@ _SYSTEM = {"external_id": "id", "source_created_at": "createdAt", "source_update
 
 def _company(_: DealKindConfig) -> Finish:
     def finish(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
-        values["domain"] = normalize_domain(values.get("domain") or get_path(raw, "properties.website"))
-        values["tier"] = tier_of(values.get("tier"))
-        values["employees"] = whole_number(values.get("employees"))
-        return values
+        return finish_account(values, values.get("domain") or get_path(raw, "properties.website"))
 
     return finish
 
 
 def _contact(_: DealKindConfig) -> Finish:
     def finish(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
-        if values.get("email"):
-            values["email"] = str(values["email"]).strip().lower()
         values["account_external_id"] = values.get("account_external_id") or first_associated(raw, "companies")
-        values["seniority"] = seniority_of(values.get("title"))
-        if not values.get("department"):
-            values["department"] = department_of(values.get("title"))
-        return values
+        return finish_contact(values)
 
     return finish
 

@@ -6,9 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.fields import Finish, get_path
+from connectors.fields import Finish, finish_account, finish_contact, get_path
 from core.config.sources import DealKindConfig
-from core.domains import normalize_domain
 from core.records import (
     AccountRecord,
     ActivityRecord,
@@ -20,7 +19,6 @@ from core.records import (
     TicketRecord,
     UserRecord,
 )
-from core.titles import department_of, seniority_of
 
 _SYSTEM = {"external_id": "Id", "source_created_at": "CreatedDate", "source_updated_at": "SystemModstamp"}
 _DELETABLE = {**_SYSTEM, "is_deleted": "IsDeleted"}
@@ -39,39 +37,16 @@ class ObjectSpec:
     deletable: bool = True  # has IsDeleted / is visible to queryAll
 
 
-def whole_number(value: Any) -> Any:
-    """``"120.0"`` -> 120; a value that is no number is left for validation to reject with its field name."""
-    try:
-        return None if value is None else int(float(value))
-    except (TypeError, ValueError):
-        return value
-
-
-def tier_of(value: Any) -> str | None:
-    """``Mid-Market`` / ``mid market`` / ``MID_MARKET`` -> ``mid_market``."""
-    if value is None:
-        return None
-    return "_".join(str(value).strip().lower().replace("-", " ").split()) or None
-
-
 def _account(_: DealKindConfig) -> Finish:
     def finish(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
-        values["domain"] = normalize_domain(values.get("domain"))
-        values["tier"] = tier_of(values.get("tier"))
-        values["employees"] = whole_number(values.get("employees"))
-        return values
+        return finish_account(values, values.get("domain"))
 
     return finish
 
 
 def _contact(_: DealKindConfig) -> Finish:
     def finish(values: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
-        if values.get("email"):
-            values["email"] = str(values["email"]).strip().lower()
-        values["seniority"] = seniority_of(values.get("title"))
-        if not values.get("department"):
-            values["department"] = department_of(values.get("title"))
-        return values
+        return finish_contact(values)
 
     return finish
 

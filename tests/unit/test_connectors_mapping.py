@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.fields import RecordMapper, get_path
+from connectors.fields import RecordMapper, get_path, tier_of
 from connectors.hubspot.mapping import property_path
-from connectors.salesforce.mapping import OBJECTS, deal_kind_of, direction_of, priority_of, tier_of
+from connectors.salesforce.mapping import OBJECTS, deal_kind_of, direction_of, priority_of
 from connectors.salesforce.soql import escape_string, identifier, literal, literal_list, soql_datetime
 from core.config.sources import DealKindConfig
 from core.errors import ConfigError
