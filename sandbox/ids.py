@@ -73,7 +73,3 @@ HUBSPOT_OFFSETS = {
 def hubspot_id(object_type: str, n: int) -> str:
     """The id of the n-th record (n >= 1) of a HubSpot object type."""
     return str(HUBSPOT_OFFSETS[object_type] + n)
-
-
-def hubspot_index(object_type: str, record_id: str) -> int:
-    return int(record_id) - HUBSPOT_OFFSETS[object_type]

@@ -102,7 +102,7 @@ def _next_after(page: Mapping[str, Any]) -> str | None:
 
 
 class HubSpotClient:
-    """One HubSpot account (private-app token). Build with ``HubSpotClient.from_credentials``."""
+    """One HubSpot account (private-app token): ``HubSpotClient(credentials, limits=..., stats=...)``."""
 
     def __init__(
         self,
@@ -141,12 +141,6 @@ class HubSpotClient:
             kwargs["api_factory"] = api_factory
         self.client = hubspot.Client.create(**kwargs)
         self._apis: dict[str, Any] = {}
-
-    @classmethod
-    def from_credentials(
-        cls, credentials: Credentials, *, limits: LimitsConfig, stats: ApiStats | None = None
-    ) -> HubSpotClient:
-        return cls(credentials, limits=limits, stats=stats)
 
     # --- the edge -----------------------------------------------------------------------------------
 

@@ -164,7 +164,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 class SalesforceClient:
     """One Salesforce org. Thread-safe for counting; use one client per run, shared by reads and writes.
 
-    Build it with ``SalesforceClient.from_credentials(credentials, limits=..., stats=...)``.
+    Build it with ``SalesforceClient(credentials, limits=..., stats=...)``.
     """
 
     def __init__(
@@ -206,18 +206,6 @@ class SalesforceClient:
             session=self.session,
             version=api_version,
         )
-
-    @classmethod
-    def from_credentials(
-        cls,
-        credentials: Credentials,
-        *,
-        limits: LimitsConfig,
-        stats: ApiStats | None = None,
-        api_version: str = "59.0",
-        flow: AuthFlow = "auto",
-    ) -> SalesforceClient:
-        return cls(credentials, limits=limits, stats=stats, api_version=api_version, flow=flow)
 
     # --- budget -------------------------------------------------------------------------------------
 
