@@ -112,9 +112,11 @@ def fill(engine: Engine, accounts: int, activities: int, tickets: int, surveys: 
                                                           ("inbound" if inbound[i] else "outbound"))
             rows.append({**common, "id": i + 1, "external_id": f"X{i + 1}", "activity_type": t,
                          "direction": direction, "occurred_at": when[k], "account_external_id": f"A{acct[i] + 1}"})
-            if t != "note":
+            if t != "note":  # participants carry a copy of their activity's fields, as the store keeps them
                 parts.append({"source": "salesforce", "activity_external_id": f"X{i + 1}",
-                              "contact_external_id": f"C{contact[i] + 1}"})
+                              "contact_external_id": f"C{contact[i] + 1}", "account_external_id": f"A{acct[i] + 1}",
+                              "occurred_at": when[k], "activity_type": t, "direction": direction,
+                              "is_deleted": False})
         insert(_table("activities"), rows)
         with engine.begin() as conn:
             conn.execute(sql_insert(ActivityParticipant), parts)

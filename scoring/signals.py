@@ -21,11 +21,13 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Integer,
     Select,
     Subquery,
     Table,
     and_,
     case,
+    cast,
     func,
     literal,
     not_,
@@ -177,6 +179,13 @@ def hours_between(conn: Connection, start: ColumnElement[Any], end: ColumnElemen
     return func.date_part("epoch", end - start) / 3600.0
 
 
+def _floor(conn: Connection, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The whole part of a non-negative number (SQLite truncates on CAST; PostgreSQL rounds, so floor there)."""
+    if conn.dialect.name == "sqlite":
+        return cast(expr, Integer)
+    return func.floor(expr)
+
+
 def _count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.sum(case((cond, 1), else_=0))
 
@@ -288,52 +297,55 @@ class _Builder:
 
     # --- relationship ---------------------------------------------------------------------------
     def relationship(self) -> None:
+        """Per-contact aggregates over the relationship window, from participants alone.
+
+        Participant rows carry their activity's account, time, type, direction and deleted flag, so over the
+        whole portfolio this is one scan of ``ix_activity_participants_account`` in group order: no join to
+        activities, no sort.
+        """
         rc = self.config.relationship
-        a, p, c = ACT, PART, CON
+        p, c = PART, CON
         start = self.ago(rc.window_days)
         engaged_cut = self.ago(rc.engaged_days)
-        bucket_len = rc.window_days / rc.regularity_buckets
-        # Regularity: which of the window's periods had a touch, one max() flag per period (cheaper than a
-        # count(DISTINCT period), which needs a sort per group).
-        period_flags = [
-            func.max(case((and_(a.c.occurred_at >= self.ago(bucket_len * (k + 1)),
-                                a.c.occurred_at < self.ago(bucket_len * k)), 1), else_=0))
-            for k in range(rc.regularity_buckets)
-        ]
-        email = a.c.activity_type == "email"
-        email_two_way = and_(email, a.c.direction.in_(("inbound", "two_way")))
-        email_one_way = and_(email, or_(a.c.direction.is_(None), not_(a.c.direction.in_(("inbound", "two_way")))))
-        source, account, only = self.account_key(a)
+        as_of = literal(self.as_of, UtcDateTime())
+        # Regularity: how many of the window's periods (period 0 ends at as_of) had a touch. A touch exactly at
+        # the window's start belongs to the last period.
+        period = _floor(self.conn, hours_between(self.conn, p.c.occurred_at, as_of)
+                        / (24.0 * rc.window_days / rc.regularity_buckets))
+        last_period = rc.regularity_buckets - 1
+        period = case((period > last_period, last_period), else_=period)
+        email = p.c.activity_type == "email"
+        email_two_way = and_(email, p.c.direction.in_(("inbound", "two_way")))
+        email_one_way = and_(email, or_(p.c.direction.is_(None), not_(p.c.direction.in_(("inbound", "two_way")))))
+        source, account, only = self.account_key(p)
         per_contact = (
             select(
                 source,
                 account,
                 p.c.contact_external_id,
                 func.count().label("touches"),
-                func.max(a.c.occurred_at).label("last_touch"),
-                _count_if(a.c.activity_type == "meeting").label("meetings"),
-                _count_if(a.c.activity_type == "call").label("calls"),
+                func.max(p.c.occurred_at).label("last_touch"),
+                _count_if(p.c.activity_type == "meeting").label("meetings"),
+                _count_if(p.c.activity_type == "call").label("calls"),
                 _count_if(email_two_way).label("two_way_emails"),
                 _count_if(email_one_way).label("one_way_emails"),
-                _count_if(a.c.occurred_at >= engaged_cut).label("engaged_touches"),
-                _count_if(and_(a.c.activity_type == "meeting", a.c.occurred_at >= self.ago(180))).label(
+                _count_if(p.c.occurred_at >= engaged_cut).label("engaged_touches"),
+                _count_if(and_(p.c.activity_type == "meeting", p.c.occurred_at >= self.ago(180))).label(
                     "meetings_180d"
                 ),
-                sum(period_flags[1:], period_flags[0]).label("active_buckets"),
+                func.count(period.distinct()).label("active_buckets"),
             )
-            .select_from(a.join(p, and_(p.c.source == a.c.source, p.c.activity_external_id == a.c.external_id)))
             .where(
-                self.scanned(a.c.occurred_at) < self.as_of,
-                self.scanned(a.c.occurred_at) >= start,
-                not_(a.c.is_deleted),
-                a.c.activity_type.in_(TOUCH_TYPES),
+                self.scanned(p.c.occurred_at) < self.as_of,
+                self.scanned(p.c.occurred_at) >= start,
+                not_(p.c.is_deleted),
+                p.c.activity_type.in_(TOUCH_TYPES),
                 only,
             )
             .group_by(source, account, p.c.contact_external_id)
             .subquery("pc")
         )
         pc: Subquery = per_contact
-        as_of = literal(self.as_of, UtcDateTime())
         changed_at = func.coalesce(c.c.source_updated_at, c.c.deleted_at)
         changed_before = or_(changed_at.is_(None), changed_at < as_of)
         gone = case((and_(c.c.is_deleted, changed_before), 2), (and_(c.c.has_left, changed_before), 1), else_=0)

@@ -157,14 +157,28 @@ class Activity(SyncedMixin, Base):
 
 
 class ActivityParticipant(Base):
-    """Which contacts took part in an activity (replaced whenever the activity is upserted)."""
+    """Which contacts took part in an activity (replaced whenever the activity is upserted).
+
+    Each row also carries a copy of its activity's account, time, type, direction and deleted flag, written in
+    the same statement as the activity (so they never disagree). Scoring's per-contact relationship aggregates
+    then read this one table in index order instead of looking up 1.6M activities per 100k accounts.
+    """
 
     __tablename__ = "activity_participants"
-    __table_args__ = (Index("ix_activity_participants_contact", "source", "contact_external_id"),)
+    __table_args__ = (
+        Index("ix_activity_participants_contact", "source", "contact_external_id"),
+        Index("ix_activity_participants_account", "source", "account_external_id", "contact_external_id",
+              "occurred_at", "activity_type", "direction", "is_deleted"),
+    )
 
     source: Mapped[str] = mapped_column(String(32), primary_key=True)
     activity_external_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     contact_external_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_external_id: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime | None]
+    activity_type: Mapped[str | None] = mapped_column(String(16))
+    direction: Mapped[str | None] = mapped_column(String(16))
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class Deal(SyncedMixin, Base):

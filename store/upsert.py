@@ -114,11 +114,14 @@ def _replace_participants(conn: Connection, records: list[ActivityRecord]) -> No
     for source, ids in _ids_by_source(records).items():
         for chunk in _chunks(ids):  # (source, activity id) is the primary key's prefix: an index range per id
             conn.execute(delete(pt).where(pt.c.source == source, pt.c.activity_external_id.in_(chunk)))
-    rows = [
-        {"source": r.source, "activity_external_id": r.external_id, "contact_external_id": c}
-        for r in records
-        for c in dict.fromkeys(r.contact_external_ids)
-    ]
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        # A copy of the activity's own fields (see ActivityParticipant), written with it.
+        copy = {"source": r.source, "activity_external_id": r.external_id,
+                "account_external_id": r.account_external_id, "occurred_at": r.occurred_at,
+                "activity_type": str(r.activity_type), "direction": str(r.direction) if r.direction else None,
+                "is_deleted": r.is_deleted}
+        rows.extend({**copy, "contact_external_id": c} for c in dict.fromkeys(r.contact_external_ids))
     upsert_rows(conn, pt, rows, ("source", "activity_external_id", "contact_external_id"), update=[])
 
 
