@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 import threading
@@ -34,7 +35,7 @@ from simple_salesforce.exceptions import SalesforceError
 
 from connectors.base import ApiStats, Paginator
 from connectors.credentials import Credentials
-from connectors.http import RetryPolicy, TokenHolder, edge_session
+from connectors.http import RetryPolicy, TokenHolder, classify, edge_session
 from core.config.runtime import LimitsConfig
 from core.errors import ApiError, AuthError, BudgetExhaustedError, ConfigError, FatalApiError
 from core.redaction import redact
@@ -45,6 +46,7 @@ SYSTEM = "salesforce"
 AuthFlow = Literal["auto", "token", "jwt", "client_credentials", "password"]
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 _BULK_DONE = ("JobComplete", "Failed", "Aborted")
+COMPOSITE_MAX = 25  # subrequests in one Composite call
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,35 @@ class SalesforceClient:
         result: dict[str, Any] = self.restful("sobjects/")
         return result
 
+    def describe_many(self, sobjects: Sequence[str]) -> dict[str, dict[str, Any] | ApiError]:
+        """Describes of several objects, ``COMPOSITE_MAX`` per Composite call (a Composite call counts once toward
+        the daily limit, whatever its subrequests); keyed by the names asked for.
+
+        A subrequest that failed is that object's classified error, so one object the user cannot see does not
+        stop the others; a failed Composite call raises as any call does.
+        """
+        out: dict[str, dict[str, Any] | ApiError] = {}
+        names = list(dict.fromkeys(sobjects))
+        for start in range(0, len(names), COMPOSITE_MAX):
+            chunk = names[start : start + COMPOSITE_MAX]
+            subrequests = [
+                {"method": "GET", "url": f"/services/data/v{self.api_version}/sobjects/{name}/describe",
+                 "referenceId": name}
+                for name in chunk
+            ]
+            body = self.restful("composite", "POST", json={"allOrNone": False, "compositeRequest": subrequests},
+                                write=False)
+            answers = {str(a.get("referenceId")): a for a in (body or {}).get("compositeResponse", [])}
+            for name in chunk:
+                out[name] = _subrequest_result(answers.get(name), f"describe of {name} (composite)")
+        return out
+
+    def record_counts(self, sobjects: Sequence[str]) -> dict[str, int]:
+        """``limits/recordCount``: Salesforce's approximate record counts (deleted and archived rows left out, updated
+        at no fixed interval), keyed by lower-case object name. Objects Salesforce does not list are absent."""
+        body = self.restful("limits/recordCount", params={"sObjects": ",".join(dict.fromkeys(sobjects))})
+        return {str(o["name"]).lower(): int(o["count"]) for o in (body or {}).get("sObjects", [])}
+
     # --- queries ------------------------------------------------------------------------------------
 
     def query_pages(self, soql: str, *, include_deleted: bool = False) -> Iterator[list[dict[str, Any]]]:
@@ -489,6 +520,17 @@ class SalesforceClient:
             result.successful.extend(csv.DictReader(io.StringIO(ok or "")))
             result.failed.extend(csv.DictReader(io.StringIO(bad or "")))
         return result
+
+
+def _subrequest_result(answer: Mapping[str, Any] | None, what: str) -> dict[str, Any] | ApiError:
+    """A Composite subrequest's body, or its failure classified by the same table as a whole call's."""
+    if answer is None:
+        return FatalApiError(f"Salesforce answered no subrequest for the {what}", system=SYSTEM)
+    status = int(answer.get("httpStatusCode") or 0)
+    if status >= 400 or not isinstance(answer.get("body"), dict):
+        return classify(SYSTEM, status, json.dumps(answer.get("body")), what=what)
+    body: dict[str, Any] = answer["body"]
+    return body
 
 
 def _strip_attributes(record: dict[str, Any]) -> dict[str, Any]:

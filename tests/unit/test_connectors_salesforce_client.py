@@ -174,3 +174,53 @@ def test_a_checkbox_field_is_created_with_its_default_value(rsps):
     assert bodies[0] == {"FullName": "Account.Health_Flag__c", "Metadata": {
         "label": "Health flag", "type": "Checkbox", "description": "", "defaultValue": "false"}}
     assert "defaultValue" not in bodies[1]["Metadata"]
+
+
+def test_record_counts_ask_once_for_every_object_and_key_the_answer_by_lower_case_name(rsps):
+    rsps.get(f"{API}/limits/recordCount", json={"sObjects": [{"count": 10, "name": "Contact"},
+                                                              {"count": 3, "name": "Account"}]})
+    client, _, stats = _client()
+    assert client.record_counts(["Account", "Contact", "Widget__c", "Account"]) == {"account": 3, "contact": 10}
+    assert parse_qs(urlsplit(rsps.calls[0].request.url).query)["sObjects"] == ["Account,Contact,Widget__c"]
+    assert stats.snapshot("salesforce").calls == 1
+
+
+def test_describe_many_sends_25_describes_per_composite_call_and_keeps_each_failure_to_its_object(rsps):
+    names = [f"Obj{n}__c" for n in range(27)]
+
+    def answer(request):
+        subrequests = json.loads(request.body)["compositeRequest"]
+        out = []
+        for sub in subrequests:
+            failed = sub["referenceId"] == "Obj3__c"
+            out.append({"body": [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+                        if failed else {"name": sub["referenceId"], "fields": [{"name": "Id", "type": "id"}]},
+                        "httpHeaders": {}, "httpStatusCode": 404 if failed else 200,
+                        "referenceId": sub["referenceId"]})
+        return 200, {}, json.dumps({"compositeResponse": out})
+
+    rsps.add_callback(responses.POST, f"{API}/composite", callback=answer)
+    rsps.add_callback(responses.POST, f"{API}/composite", callback=answer)
+    client, _, stats = _client()
+    described = client.describe_many(names)
+    sent = [json.loads(c.request.body) for c in rsps.calls]
+    assert [len(b["compositeRequest"]) for b in sent] == [25, 2]
+    assert sent[0]["allOrNone"] is False
+    assert sent[0]["compositeRequest"][0] == {
+        "method": "GET", "url": "/services/data/v59.0/sobjects/Obj0__c/describe", "referenceId": "Obj0__c"}
+    assert list(described) == names
+    failure = described["Obj3__c"]
+    assert isinstance(failure, FatalApiError)
+    assert (failure.status, failure.code) == (404, "NOT_FOUND")
+    assert "describe of Obj3__c" in failure.user_message
+    assert described["Obj26__c"] == {"name": "Obj26__c", "fields": [{"name": "Id", "type": "id"}]}
+    assert stats.snapshot("salesforce").calls == 2
+
+
+def test_describe_many_is_a_read_for_the_budget_although_composite_is_a_post(rsps):
+    rsps.get(f"{API}/limits/", json={"DailyApiRequests": {"Max": 1000, "Remaining": 450}})
+    client, _, _ = _client()
+    client.limits()
+    assert (client.budget_left(), client.budget_left(write=True)) == (-50, 250)
+    with pytest.raises(BudgetExhaustedError, match="pulls"):
+        client.describe_many(["Account"])
