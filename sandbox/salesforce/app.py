@@ -1,12 +1,13 @@
 """The Salesforce REST emulator as a sandbox ``App``: SOQL query/queryAll with cursors, sObject CRUD,
-sObject Collections, describe, Tooling ``CustomField``, Bulk API 2.0, limits, getUpdated/getDeleted and
-the OAuth token endpoint, over the org built from the book.
+sObject Collections, Composite, describe, Tooling ``CustomField``, Bulk API 2.0, limits and record counts,
+getUpdated/getDeleted and the OAuth token endpoint, over the org built from the book.
 
 Every answer carries ``Sforce-Limit-Info``; error bodies are JSON lists, as Salesforce sends them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import OrderedDict
@@ -31,6 +32,8 @@ from sandbox.salesforce.writes import RecordWriter
 DEFAULT_BATCH = 2000
 MAX_CURSORS = 64
 MAX_COLLECTION = 200
+MAX_SUBREQUESTS = 25  # per Composite call
+MAX_QUERIES = 5  # query, queryAll and sObject Collections subrequests per Composite call
 ROLLED_BACK = {
     "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
     "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
@@ -43,6 +46,8 @@ CUSTOM_FIELD_TYPES: dict[str, tuple[FieldType, int]] = {
     "Date": ("date", 0), "DateTime": ("datetime", 0), "Picklist": ("picklist", 255), "Url": ("url", 255),
     "Email": ("email", 80),
 }  # fmt: skip
+_REFERENCE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_SUBREQUEST_URL = re.compile(r"^/services/data/v(\d+\.\d)/([^?]*)")
 _FULL_NAME = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\.([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*__c)$")
 
 
@@ -128,8 +133,10 @@ class SalesforceApp:
         refused = self.auth.check(request)
         if refused.response is not None:
             return refused.response
-        version = match.group(1)
-        rest = parts[3:]
+        return self._answer(request, match.group(1), parts[3:])
+
+    def _answer(self, request: SandboxRequest, version: str, rest: list[str]) -> SandboxResponse:
+        """The answer to an authenticated call (or a Composite subrequest) on ``/services/data/v{version}/{rest}``."""
         try:
             return self._route(request, rest, f"/services/data/v{version}", float(version))
         except SoqlError as exc:
@@ -143,15 +150,21 @@ class SalesforceApp:
         method = request.method
         head = rest[0] if rest else ""
         if not rest:
-            return SandboxResponse.of_json(200, {n: f"{base}/{n}" for n in ("sobjects", "query", "queryAll", "limits")})
+            return SandboxResponse.of_json(
+                200, {n: f"{base}/{n}" for n in ("sobjects", "query", "queryAll", "limits", "composite")}
+            )
         if head in ("query", "queryAll") and method == "GET":
             if len(rest) == 1:
                 return self._query(request, base, include_deleted=head == "queryAll", tooling=False)
             return self._query_more(request, rest[1], base)
         if head == "limits" and method == "GET":
-            return SandboxResponse.of_json(200, self._limits())
+            if rest[1:] == ["recordCount"] and version >= 40:
+                return SandboxResponse.of_json(200, self._record_counts(request.param("sObjects")))
+            return SandboxResponse.of_json(200, self._limits()) if len(rest) == 1 else not_found()
         if head == "sobjects":
             return self._sobjects(request, rest[1:], base)
+        if head == "composite" and len(rest) == 1:
+            return self._composite(request)
         if head == "composite" and rest[1:2] == ["sobjects"]:
             return self._collections(request, rest[2:], base)
         if head == "tooling":
@@ -214,6 +227,88 @@ class SalesforceApp:
             "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - jobs},
             "DataStorageMB": {"Max": 5, "Remaining": 5},
             "FileStorageMB": {"Max": 20, "Remaining": 20},
+        }
+
+    def _record_counts(self, wanted: str | None) -> dict[str, Any]:
+        """``limits/recordCount``: live records per object, exact here (Salesforce's are a cached snapshot).
+
+        Without ``sObjects`` every object; names the org does not have are left out of the answer, as Salesforce
+        does. The counts are taken to be org-wide storage figures (the resource needs View Setup and
+        Configuration, not read access), so an object the API user cannot read (``revoke_access``) is still listed.
+        """
+        names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted is not None else None
+        objects = list(self.store.schema.objects.values())
+        if names is not None:
+            lowered = {n.lower() for n in names}
+            objects = [o for o in objects if o.name.lower() in lowered]
+        return {"sObjects": [{"count": self.store.live_count(o), "name": o.name} for o in objects]}
+
+    # -- Composite -----------------------------------------------------------------------------------------
+
+    def _composite(self, request: SandboxRequest) -> SandboxResponse:
+        """``POST composite``: up to 25 subrequests answered in order, counted as one call toward the daily limit.
+
+        Subrequests may be sObject, query/queryAll and sObject Collections calls (5 of the latter two at most).
+        With ``allOrNone`` a failed subrequest rolls back the others' writes and every other one answers 400
+        ``PROCESSING_HALTED``. References between subrequests (``@{ref.field}``) are not emulated: such a
+        subrequest answers 400.
+        """
+        if request.method != "POST":
+            return errors(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. Allowed are POST")
+        body = request.json() or {}
+        subrequests = body.get("compositeRequest") if isinstance(body, dict) else None
+        if not isinstance(subrequests, list) or not subrequests:
+            return errors(400, "JSON_PARSER_ERROR", "compositeRequest is required")
+        if len(subrequests) > MAX_SUBREQUESTS:
+            return errors(400, "LIMIT_EXCEEDED", f"Composite request cannot have more than {MAX_SUBREQUESTS} "
+                                                 "subrequests")
+        parsed = [_subrequest(item) for item in subrequests]
+        problem = next((p for p in parsed if isinstance(p, str)), None)
+        references = [p[2] for p in parsed if not isinstance(p, str)]
+        if problem is None and len(set(references)) != len(references):
+            problem = "Duplicate referenceId provided in the request"
+        if problem is not None:
+            return errors(400, "INVALID_INPUT", problem)
+        planned = [p for p in parsed if not isinstance(p, str)]
+        if sum(1 for _, rest, _ in planned if rest[:1] in (["query"], ["queryAll"], ["composite"])) > MAX_QUERIES:
+            return errors(400, "LIMIT_EXCEEDED", f"Composite request cannot have more than {MAX_QUERIES} query or "
+                                                 "sObject Collections subrequests")
+        with self.store.savepoint() as rollback:
+            answers = [self._subanswer(request, item, planned_item)
+                       for item, planned_item in zip(subrequests, planned, strict=True)]
+            if body.get("allOrNone") and any(a["httpStatusCode"] >= 400 for a in answers):
+                rollback()
+                halted = errors(400, "PROCESSING_HALTED", "The transaction was rolled back since another "
+                                                          "operation in the same transaction failed.")
+                answers = [a if a["httpStatusCode"] >= 400 else
+                           {**a, "body": json.loads(halted.body), "httpStatusCode": 400} for a in answers]
+        return SandboxResponse.of_json(200, {"compositeResponse": answers})
+
+    def _subanswer(
+        self, request: SandboxRequest, item: dict[str, Any], planned: tuple[str, list[str], str]
+    ) -> dict[str, Any]:
+        version, rest, reference = planned
+        sub_body = item.get("body")
+        url = str(item["url"])
+        if "@{" in url or "@{" in json.dumps(sub_body):
+            response = errors(400, "INVALID_INPUT", "references between subrequests are not emulated")
+        elif rest[:1] not in (["sobjects"], ["query"], ["queryAll"]) and rest[:2] != ["composite", "sobjects"]:
+            response = errors(400, "INVALID_INPUT", f"{url} is not supported in a Composite request")
+        else:
+            own = item.get("httpHeaders") or {}
+            headers = {**request.headers, **{str(k).lower(): str(v) for k, v in own.items()}}
+            sub = SandboxRequest(
+                method=str(item["method"]),
+                target=url,
+                headers=headers,
+                body=json.dumps(sub_body).encode() if sub_body is not None else b"",
+            )
+            response = self._answer(sub, version, rest)
+        return {
+            "body": json.loads(response.body) if response.body else None,
+            "httpHeaders": {},
+            "httpStatusCode": response.status,
+            "referenceId": reference,
         }
 
     # -- sObjects ------------------------------------------------------------------------------------------
@@ -490,6 +585,13 @@ class SalesforceApp:
                 if not self.store.update(obj, full_id(record_id), values, stamp=False):
                     raise KeyError(record_id)
 
+    def revoke_access(self, sobject: str) -> None:
+        """The API user loses read access to an object (a permission set removed): its describe and records
+        answer 404 and SOQL on it INVALID_TYPE, while the org-wide ``limits/recordCount`` still lists it.
+        ``reset`` gives access back."""
+        with self._lock:
+            self.store.schema.revoke(self._object(sobject).name)
+
     def delete(self, sobject: str, record_id: str) -> None:
         """Delete a record as a user would (IsDeleted; visible to queryAll and getDeleted)."""
         with self._lock:
@@ -520,3 +622,18 @@ class SalesforceApp:
     @staticmethod
     def _coerce(f: Field, value: Any) -> Any:
         return coerce(f, value)
+
+
+def _subrequest(item: Any) -> tuple[str, list[str], str] | str:
+    """A Composite subrequest's (API version, path parts after it, referenceId), or why the request is refused."""
+    if not isinstance(item, dict):
+        return "each subrequest must be an object"
+    method, url, reference = item.get("method"), item.get("url"), item.get("referenceId")
+    if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        return f"Invalid method {method!r}: use GET, POST, PUT, PATCH or DELETE"
+    match = _SUBREQUEST_URL.match(url) if isinstance(url, str) else None
+    if match is None:
+        return f"Invalid url {url!r}: it must start with /services/data/vXX.X/"
+    if not isinstance(reference, str) or not _REFERENCE_ID.match(reference):
+        return f"Invalid referenceId {reference!r}: letters, digits and underscores, starting with a letter"
+    return match.group(1), [p for p in match.group(2).split("/") if p], reference

@@ -352,15 +352,23 @@ class Schema:
         self.objects = {o.name: o for o in objects}
         self._by_lower = {o.name.lower(): o for o in objects}
         self._by_prefix = {o.key_prefix: o for o in objects}
+        self._revoked: set[str] = set()
 
     def get(self, name: str) -> SObject | None:
-        return self._by_lower.get(name.lower())
+        """The object the API user may use by that name; None when there is none or access was revoked."""
+        lowered = name.lower()
+        return None if lowered in self._revoked else self._by_lower.get(lowered)
+
+    def revoke(self, name: str) -> None:
+        """Hide the object from ``get`` (what the API user sees) until ``reset``; ``objects`` still holds it."""
+        self._revoked.add(name.lower())
 
     def by_prefix(self, record_id: str) -> SObject | None:
         """The object an Id belongs to, from its three-character key prefix."""
         return self._by_prefix.get(record_id[:3])
 
     def reset(self) -> None:
+        self._revoked.clear()
         for o in self.objects.values():
             o.drop_custom_fields()
 

@@ -296,6 +296,11 @@ class OrgStore:
         sql, params = plan.count_sql()
         return int(self.conn.execute(sql, params).fetchone()[0])
 
+    def live_count(self, obj: SObject) -> int:
+        """Records of ``obj`` not in the recycle bin."""
+        live = " WHERE IsDeleted = 0" if "IsDeleted" in obj.fields else ""
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {obj.table}{live}").fetchone()[0])
+
     def snapshot(self, plan: Plan) -> array[int]:
         """The rowids a query matches now, in query order."""
         sql, params = plan.rowids_sql()
