@@ -1,16 +1,17 @@
 """Salesforce streams: one SOQL stream per object, incremental on SystemModstamp, deletes through queryAll.
 
 The first run (no cursor) backfills: through Bulk API 2.0 when the object holds more than
-``limits.salesforce.bulk_threshold`` records, through REST query paging below. Later runs read
-``SystemModstamp >= cursor - lag`` in ascending order, deleted rows included.
+``limits.salesforce.bulk_threshold`` records, through REST query paging below. The counts and the field
+types a Bulk backfill needs come from the connector's ``BackfillPreflight``: a few calls per run, not per
+object. Later runs read ``SystemModstamp >= cursor - lag`` in ascending order, deleted rows included.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.base import Stream
 from connectors.fields import RecordMapper
@@ -19,11 +20,13 @@ from connectors.salesforce.mapping import OBJECTS, ObjectSpec, deal_kind_path
 from connectors.salesforce.soql import identifier, literal_list, soql_datetime
 from core.config.runtime import LimitsConfig
 from core.config.sources import CustomObjectConfig, SalesforceSourceConfig, StreamConfig
-from core.errors import ApiError
+from core.errors import ApiError, AuthError, BudgetExhaustedError, FatalApiError
 from core.records import RECORD_TYPES, Record, RejectedRecord
 
 log = logging.getLogger(__name__)
 SOURCE = "salesforce"
+ROLES = "OpportunityContactRole"
+T = TypeVar("T")
 
 
 _NUMBER_TYPES = {"double": float, "currency": float, "percent": float, "int": int}
@@ -56,6 +59,100 @@ def _nest(row: Mapping[str, str], types: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+class BackfillPreflight:
+    """What one connector run asks Salesforce once, for every object that may backfill in it, instead of per object:
+
+    - the record counts that choose Bulk API 2.0 or REST: one ``limits/recordCount`` call, asked on the first
+      backfilling read, for the objects of every stream not already read with a cursor in this run. Its counts are
+      approximate (a cached snapshot); an object it leaves out is counted with ``SELECT COUNT()``.
+    - the field types that turn Bulk CSV cells into REST's JSON values: asked when the first object goes Bulk, for
+      it and every other object above the threshold, through Composite (``describe_many``: one call per 25).
+
+    A run is one read of each stream: a stream read a second time starts a new run, which asks again.
+    ``calls`` holds, per stream, the preflight calls made while that stream was reading (retries included).
+    """
+
+    def __init__(self, client: SalesforceClient, threshold: int) -> None:
+        self.client = client
+        self.threshold = threshold
+        self._counted: dict[str, tuple[str, ...]] = {}  # stream -> objects whose counts it asks for
+        self._typed: dict[str, str] = {}  # stream -> the object whose field types its Bulk backfill needs
+        self._new_run()
+
+    def _new_run(self) -> None:
+        self._started: set[str] = set()
+        self._incremental: set[str] = set()
+        self._current = ""
+        self._counts: dict[str, int] | None = None  # lower-case object -> count
+        self._types: dict[str, dict[str, str] | ApiError] = {}  # lower-case object -> field name -> type
+        self.calls: dict[str, int] = {}
+
+    def register(self, stream: str, sobject: str, *, also_counted: Sequence[str] = ()) -> None:
+        self._counted[stream] = (sobject, *also_counted)
+        self._typed[stream] = sobject
+
+    def start(self, stream: str, *, backfill: bool) -> None:
+        """A stream begins to read (with a cursor unless ``backfill``)."""
+        if stream in self._started:
+            self._new_run()
+        self._started.add(stream)
+        self._current = stream
+        if not backfill:
+            self._incremental.add(stream)
+
+    def _backfilling(self) -> list[str]:
+        return [s for s in self._counted if s not in self._incremental]
+
+    def _charged(self, call: Callable[[], T]) -> T:
+        before = self.client.stats.snapshot(SOURCE).calls
+        try:
+            return call()
+        finally:
+            spent = self.client.stats.snapshot(SOURCE).calls - before
+            self.calls[self._current] = self.calls.get(self._current, 0) + spent
+
+    def count(self, sobject: str) -> int:
+        """The object's record count: recordCount's answer, or ``SELECT COUNT()`` when it did not list the object."""
+        if self._counts is None:
+            wanted = [o for s in self._backfilling() for o in self._counted[s]]
+            self._counts = self._charged(lambda: self._record_counts(wanted or [sobject]))
+        key = sobject.lower()
+        if key not in self._counts:
+            self._counts[key] = self.client.count(sobject)
+        return self._counts[key]
+
+    def _record_counts(self, sobjects: list[str]) -> dict[str, int]:
+        try:
+            return self.client.record_counts(sobjects)
+        except (AuthError, BudgetExhaustedError):
+            raise
+        except FatalApiError as exc:  # e.g. no "View Setup and Configuration" permission: count each object instead
+            log.warning("%s: limits/recordCount refused (%s); each backfill counts its object with SELECT COUNT()",
+                        self._current, exc.user_message, extra={"source": SOURCE, "stream": self._current})
+            return {}
+
+    def goes_bulk(self, sobject: str) -> bool:
+        """True when a backfill of ``sobject`` goes through Bulk API 2.0 (more than ``threshold`` records)."""
+        return self.threshold > 0 and self.count(sobject) > self.threshold
+
+    def field_types(self, sobject: str) -> dict[str, str]:
+        """Lower-case field name -> describe type; the object's describe failure (a FatalApiError naming it) raises."""
+        key = sobject.lower()
+        if key not in self._types:
+            counts = self._counts or {}
+            others = [self._typed[s] for s in self._backfilling()
+                      if counts.get(self._typed[s].lower(), 0) > self.threshold]
+            wanted = [o for o in dict.fromkeys([sobject, *others]) if o.lower() not in self._types]
+            described = self._charged(lambda: self.client.describe_many(wanted))
+            for name, answer in described.items():
+                self._types[name.lower()] = answer if isinstance(answer, ApiError) else {
+                    str(f["name"]).lower(): str(f["type"]) for f in answer.get("fields", [])}
+        types = self._types[key]
+        if isinstance(types, ApiError):
+            raise types
+        return types
+
+
 class SoqlStream:
     """One sObject read into one canonical table."""
 
@@ -73,19 +170,21 @@ class SoqlStream:
         also_select: Sequence[str] = (),
         deletable: bool = True,
         contact_roles: bool = False,
+        preflight: BackfillPreflight | None = None,
     ) -> None:
         self.name = name
         self.entity = mapper.record_type.entity
         self.sobject = identifier(sobject, what="object")
         self.mapper = mapper
         self.client = client
-        self.limits = limits
         self.deletable = deletable
         self.contact_roles = contact_roles
         self.fields = [identifier(f) for f in dict.fromkeys(["Id", *mapper.source_fields(), *also_select,
                                                                self.cursor_field])]
         self.backfill_mode: str | None = None  # "bulk" or "rest", set by the last read without a cursor
         self.roles_read: tuple[int, str] = (0, "rest")  # contact roles the last read listed, and how
+        self.preflight = preflight or BackfillPreflight(client, limits.salesforce.bulk_threshold)
+        self.preflight.register(name, self.sobject, also_counted=(ROLES,) if contact_roles else ())
 
     def soql(self, since: datetime | None) -> str:
         where = f" WHERE {self.cursor_field} >= {soql_datetime(since)}" if since is not None else ""
@@ -93,18 +192,14 @@ class SoqlStream:
 
     def _pages(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
         soql = self.soql(since)
-        threshold = self.limits.salesforce.bulk_threshold
-        if since is None and threshold > 0:
-            total = self.client.count(self.sobject)
-            if total > threshold:
-                self.backfill_mode = "bulk"
-                log.info("%s: backfilling %d records through Bulk API 2.0", self.name, total,
-                         extra={"source": SOURCE, "stream": self.name})
-                describe = self.client.describe(self.sobject)
-                types = {str(f["name"]).lower(): str(f["type"]) for f in describe.get("fields", [])}
-                for rows in self.client.bulk2_query(soql, include_deleted=self.deletable):
-                    yield [_nest(r, types) for r in rows]
-                return
+        if since is None and self.preflight.goes_bulk(self.sobject):
+            self.backfill_mode = "bulk"
+            log.info("%s: backfilling about %d records through Bulk API 2.0", self.name,
+                     self.preflight.count(self.sobject), extra={"source": SOURCE, "stream": self.name})
+            types = self.preflight.field_types(self.sobject)
+            for rows in self.client.bulk2_query(soql, include_deleted=self.deletable):
+                yield [_nest(r, types) for r in rows]
+            return
         if since is None:
             self.backfill_mode = "rest"
         yield from self.client.query_pages(soql, include_deleted=self.deletable)
@@ -129,12 +224,11 @@ class SoqlStream:
         its roles read again (``_ContactRoles.stale``) instead of being written with old contacts.
         """
         where = f" WHERE Opportunity.{self.cursor_field} >= {soql_datetime(since)}" if since is not None else ""
-        soql = (f"SELECT OpportunityId, ContactId, Opportunity.{self.cursor_field} FROM OpportunityContactRole"
+        soql = (f"SELECT OpportunityId, ContactId, Opportunity.{self.cursor_field} FROM {ROLES}"
                 f"{where} ORDER BY OpportunityId, Id")
-        threshold = self.limits.salesforce.bulk_threshold
         rows: Iterator[Mapping[str, Any]]
         mode = "rest"
-        if since is None and threshold > 0 and self.client.count("OpportunityContactRole") > threshold:
+        if since is None and self.preflight.goes_bulk(ROLES):
             mode = "bulk"
             rows = (_nest(r, {}) for page in self.client.bulk2_query(soql, include_deleted=False) for r in page)
         else:
@@ -147,6 +241,7 @@ class SoqlStream:
         return roles
 
     def read(self, since: datetime | None) -> Iterator[Record | RejectedRecord]:
+        self.preflight.start(self.name, backfill=since is None)
         if not self.contact_roles:
             for page in self._pages(since):
                 yield from (self.mapper.map(raw) for raw in page)
@@ -204,6 +299,7 @@ class SalesforceConnector:
         self.stats = client.stats
         self.config = config
         self.limits = limits
+        self.preflight = BackfillPreflight(client, limits.salesforce.bulk_threshold)
         self._streams = [self._standard(spec) for spec in OBJECTS.values() if self._enabled(spec.stream)]
         self._streams += [self._custom(c) for c in config.custom_objects]
 
@@ -241,6 +337,7 @@ class SalesforceConnector:
             also_select=spec.also_select,
             deletable=spec.deletable,
             contact_roles=contact_roles,
+            preflight=self.preflight,
         )
 
     def _custom(self, config: CustomObjectConfig) -> SoqlStream:
@@ -254,7 +351,7 @@ class SalesforceConnector:
             extra_fields=config.extra_fields,
         )
         return SoqlStream(name=config.name, sobject=config.object, mapper=mapper, client=self.client,
-                          limits=self.limits)
+                          limits=self.limits, preflight=self.preflight)
 
     def check(self) -> None:
         """One call to ``/limits``: proves the token and instance work and reads the daily API budget."""

@@ -1,4 +1,5 @@
-"""Salesforce opportunities with their contact roles: one paged role query, and a re-read for deals changed mid-run."""
+"""Salesforce opportunities with their contact roles (one paged role query, and a re-read for deals changed mid-run),
+and the backfill preflight's questions: which objects it asks about, when, and what each stream is charged."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.salesforce.streams import SalesforceConnector, SoqlStream
+import pytest
+
+from connectors.base import ApiStats
+from connectors.salesforce.streams import BackfillPreflight, SalesforceConnector, SoqlStream
 from core.config.runtime import LimitsConfig
 from core.config.sources import SalesforceSourceConfig, StreamConfig
+from core.errors import ApiError, FatalApiError
 from core.records import DealRecord
 
 T1 = "2026-03-01T10:00:00.000+0000"
@@ -86,3 +91,95 @@ def test_deals_changed_after_the_role_read_have_their_roles_read_again() -> None
     assert _contacts(_stream(client), None) == {"006A": ("003NEW",), "006B": ("003B",), "006C": ("003Z",)}
     assert len(client.queries) == 3
     assert "WHERE OpportunityId IN ('006A','006B')" in client.queries[2]
+
+
+class PreflightClient:
+    """Answers recordCount from ``counts`` (objects not in it are left out) and describes every object but ``broken``;
+    records each question and counts each call in ``stats`` as the real client does."""
+
+    def __init__(self, counts: dict[str, int] | None, broken: str = "") -> None:
+        self.counts, self.broken = counts, broken  # counts None: recordCount is refused
+        self.stats = ApiStats()
+        self.asked: list[tuple[str, list[str]]] = []
+
+    def _call(self, what: str, names: list[str]) -> None:
+        self.asked.append((what, names))
+        self.stats.call("salesforce", what)
+
+    def record_counts(self, sobjects: list[str]) -> dict[str, int]:
+        self._call("recordCount", list(sobjects))
+        if self.counts is None:
+            raise FatalApiError("salesforce answered 403 INSUFFICIENT_ACCESS", system="salesforce", status=403)
+        return {k.lower(): v for k, v in self.counts.items() if k in sobjects}
+
+    def describe_many(self, sobjects: list[str]) -> dict[str, dict[str, Any] | ApiError]:
+        self._call("composite", list(sobjects))
+        return {name: FatalApiError(f"describe of {name} failed", system="salesforce") if name == self.broken
+                else {"fields": [{"name": "Amount", "type": "currency"}]} for name in sobjects}
+
+    def count(self, sobject: str) -> int:
+        self._call("count", [sobject])
+        return 3
+
+
+def _preflight(client: PreflightClient) -> BackfillPreflight:
+    preflight = BackfillPreflight(client, threshold=10)  # type: ignore[arg-type]
+    for stream, sobject in (("accounts", "Account"), ("contacts", "Contact"), ("tasks", "Task"), ("events", "Event")):
+        preflight.register(stream, sobject)
+    return preflight
+
+
+def test_preflight_asks_once_per_run_about_every_stream_not_read_with_a_cursor() -> None:
+    client = PreflightClient({"Account": 5, "Contact": 50, "Task": 80})
+    preflight = _preflight(client)
+    preflight.start("accounts", backfill=False)
+    assert client.asked == []
+    preflight.start("contacts", backfill=True)
+    assert preflight.goes_bulk("Contact")
+    assert preflight.field_types("Contact") == {"amount": "currency"}
+    preflight.start("tasks", backfill=True)
+    assert preflight.goes_bulk("Task")
+    assert preflight.field_types("Task") == {"amount": "currency"}
+    preflight.start("events", backfill=True)
+    assert not preflight.goes_bulk("Event")  # left out of recordCount's answer: counted with SELECT COUNT()
+    assert client.asked == [("recordCount", ["Contact", "Task", "Event"]), ("composite", ["Contact", "Task"]),
+                            ("count", ["Event"])]
+    assert preflight.calls == {"contacts": 2}  # the fallback count is the events stream's own call
+
+    client.asked.clear()
+    preflight.start("accounts", backfill=True)  # a stream read again: a new run asks again
+    assert not preflight.goes_bulk("Account")
+    assert client.asked == [("recordCount", ["Account", "Contact", "Task", "Event"])]
+    assert preflight.calls == {"accounts": 1}
+
+
+def test_a_failed_describe_fails_only_its_own_object() -> None:
+    client = PreflightClient({"Contact": 50, "Task": 80}, broken="Task")
+    preflight = _preflight(client)
+    preflight.start("contacts", backfill=True)
+    assert preflight.goes_bulk("Contact")
+    assert preflight.field_types("Contact") == {"amount": "currency"}
+    preflight.start("tasks", backfill=True)
+    assert preflight.goes_bulk("Task")
+    with pytest.raises(FatalApiError, match="describe of Task"):
+        preflight.field_types("Task")
+    assert [what for what, _ in client.asked] == ["recordCount", "composite"]
+
+
+def test_no_question_at_all_when_the_bulk_threshold_is_off() -> None:
+    client = PreflightClient({"Contact": 50})
+    preflight = BackfillPreflight(client, threshold=0)  # type: ignore[arg-type]
+    preflight.register("contacts", "Contact")
+    preflight.start("contacts", backfill=True)
+    assert not preflight.goes_bulk("Contact")
+    assert client.asked == []
+
+
+def test_a_refused_record_count_falls_back_to_one_count_per_backfilling_object() -> None:
+    client = PreflightClient(None)
+    preflight = _preflight(client)
+    for stream, sobject in (("accounts", "Account"), ("contacts", "Contact")):
+        preflight.start(stream, backfill=True)
+        assert not preflight.goes_bulk(sobject)
+    assert client.asked == [("recordCount", ["Account", "Contact", "Task", "Event"]), ("count", ["Account"]),
+                            ("count", ["Contact"])]
