@@ -158,8 +158,77 @@ def load_history(conn: Connection, as_of: datetime, trend_days: int,
 
 
 @dataclass
+class _CardColumns:
+    """One scorecard's per-account numbers as Python lists (row = account within the card), rounded once.
+
+    Built by numpy in one pass per card, so the per-account work that remains is assembling text and dicts.
+    """
+
+    raw: list[Sequence[float | str | None]]  # per measure: raw values rounded to 4 digits, None for no data
+    points: list[list[float]]  # per account: points per measure (NaN where skipped)
+    points_r: list[list[float | None]]  # the same rounded to 2 digits, None where skipped
+    weights: list[list[float]]  # per account: effective weight per measure
+    contributions: list[list[float]]  # per account: weight x points, rounded to 2 digits (0 where skipped)
+    has_data: list[list[bool]]
+    negative: list[list[int]]  # per account: measures pulling the score down, most first (ties by measure order)
+    positive: list[list[int]]  # per account: measures lifting it, most first
+    shares: list[float]  # nominal share per measure
+    shares_r: list[float]  # rounded to 4 digits
+
+    @classmethod
+    def of(cls, cr: CardResult) -> _CardColumns:
+        raw: list[Sequence[float | str | None]] = []
+        for col in cr.raw:
+            if isinstance(col, list):
+                raw.append(list(col))
+            else:
+                raw.append(_nones(np.round(col.astype(float), 4).tolist()))
+        skipped = np.isnan(cr.points)
+        used = (cr.weights > 0) & ~skipped
+        impact = np.where(used, cr.weights * (cr.points - 50.0), 0.0)
+        return cls(
+            raw=raw,
+            points=cr.points.tolist(),
+            points_r=[_nones(row) for row in np.round(cr.points, 2).tolist()],
+            weights=cr.weights.tolist(),
+            contributions=np.round(np.where(skipped, 0.0, cr.weights * cr.points), 2).tolist(),
+            has_data=cr.has_data.tolist(),
+            negative=_ranked(impact, impact < 0),
+            positive=_ranked(-impact, impact > 0),
+            shares=[float(x) for x in cr.shares],
+            shares_r=[round(float(x), 4) for x in cr.shares],
+        )
+
+
+def _nones(values: list[float]) -> list[float | None]:
+    isnan = math.isnan
+    return [None if isnan(v) else v for v in values]
+
+
+def _ranked(key: np.ndarray, keep: np.ndarray) -> list[list[int]]:
+    """Per row, the column indices where ``keep``, ascending by ``key`` (ties: lower index first)."""
+    order = np.argsort(np.where(keep, key, np.inf), axis=1, kind="stable")
+    counts = keep.sum(axis=1).tolist()
+    return [row[:k] for row, k in zip(order.tolist(), counts, strict=True)]
+
+
+@dataclass(frozen=True)
+class _Core:
+    """What an explanation and a run both need of one account; computed once, by ``FrameScores.core``."""
+
+    score: AccountScore
+    flags: dict[str, FlagState]
+    values: dict[str, float | None]
+    override_band: str | None
+    override_note: str
+    trend_days: int | None
+    past_score: float | None
+    hysteresis_held: bool
+
+
+@dataclass
 class FrameScores:
-    """Scorecards applied to a frame; ``detail(pos)`` builds one account's full result."""
+    """Scorecards applied to a frame; ``detail(pos)`` (explanations) and ``summary(pos)`` (runs) per account."""
 
     frame: SignalFrame
     config: ScoringConfig
@@ -167,35 +236,25 @@ class FrameScores:
     card_of: np.ndarray  # position -> index into cards
     row_of: np.ndarray  # position -> row in that card's result
     history: History
+    _columns: dict[int, _CardColumns] = field(default_factory=dict, repr=False)
 
     def score(self, pos: int) -> float:
         return float(self.cards[self.card_of[pos]].score[self.row_of[pos]])
 
-    def detail(self, pos: int, *, full: bool = True) -> AccountDetail:
-        """One account's result; ``full`` also phrases every measure (explanations), not only the drivers."""
+    def columns(self, card: int) -> _CardColumns:
+        if card not in self._columns:
+            self._columns[card] = _CardColumns.of(self.cards[card])
+        return self._columns[card]
+
+    def core(self, pos: int, values: dict[str, float | None] | None = None) -> _Core:
+        """Score, band (hysteresis, override), trend, flags and the 255-character drivers of one account."""
         cfg, frame = self.config, self.frame
         acc = frame.accounts[pos]
-        cr = self.cards[self.card_of[pos]]
-        row = int(self.row_of[pos])
-        card_labels = [m.label for m in cr.card.measures]
+        card = int(self.card_of[pos])
+        cr, cols, row = self.cards[card], self.columns(card), int(self.row_of[pos])
         score = float(cr.score[row])
         coverage = float(cr.coverage[row])
-        values = frame.row(pos)
-        measures: list[MeasureDetail] = []
-        drivers: list[Driver] = []
-        points_row, weights_row, data_row = cr.points[row].tolist(), cr.weights[row].tolist(), cr.has_data[row].tolist()
-        shares = cr.share_list
-        for j, m in enumerate(cr.card.measures):
-            raw_col = cr.raw[j]
-            raw: float | str | None = raw_col[row] if isinstance(raw_col, list) else _r(raw_col.item(row), 4)
-            pts, w = points_row[j], weights_row[j]
-            text = self._phrase(pos, m.signal, raw, m.label) if full else ""
-            measures.append(MeasureDetail(
-                m.name, m.label or m.name.replace("_", " "), m.signal, raw, None if math.isnan(pts) else pts,
-                shares[j], w, 0.0 if math.isnan(pts) else w * pts, not data_row[j], m.missing, text,
-            ))
-            if w > 0 and not math.isnan(pts):
-                drivers.append(Driver(text or f"{j}", w * (pts - 50.0)))
+        values = frame.row(pos) if values is None else values
         flags = flag_states(frame, pos, cfg, values)
         prev = self.history.previous.get(acc.id)
         base = self.history.trend_base.get(acc.id)
@@ -206,18 +265,19 @@ class FrameScores:
         override, note = active_override(acc.override_band, acc.override_until, frame.as_of.date(), cfg.bands)
         band = override or computed
         low_conf = coverage < cfg.coverage_floor
-        top_band = cfg.bands[-1].name
-        if computed == top_band:
-            chosen = sorted((d for d in drivers if d.impact > 0), key=lambda d: -d.impact)
+        if computed == cfg.bands[-1].name:
+            chosen = cols.positive[row]
             flag_texts = [flags["expansion_signal"].reason] if flags["expansion_signal"].on else []
         else:
-            chosen = sorted((d for d in drivers if d.impact < 0), key=lambda d: d.impact)
+            chosen = cols.negative[row]
             flag_texts = [self._flag_text(pos, n) for n in ("champion_gone", "single_threaded", "lonely_client")
                           if flags[n].on]
-        if not full:  # phrase only the drivers that can make it into the summary
-            chosen = [Driver(self._phrase(pos, measures[int(d.text)].signal, measures[int(d.text)].raw,
-                                          card_labels[int(d.text)]), d.impact) for d in chosen[:MAX_DRIVERS]]
-        ordered = [*chosen[:3], *(Driver(t, 0.0) for t in flag_texts), *chosen[3:]]
+        weights = cols.weights[row]
+        points = cols.points[row]
+        measures = cr.card.measures
+        drivers = [Driver(self._phrase(pos, measures[j].signal, cols.raw[j][row], measures[j].label),
+                          weights[j] * (points[j] - 50.0)) for j in chosen[:MAX_DRIVERS]]
+        ordered = [*drivers[:3], *(Driver(t, 0.0) for t in flag_texts), *drivers[3:]]
         first = [note] if override else []
         last = [f"low confidence ({coverage:.0%} of weight has data)"] if low_conf else []
         text = summarize(headline(score, delta, trend_days), first, ordered, last)
@@ -227,16 +287,76 @@ class FrameScores:
             account_id=acc.id, source=acc.source, external_id=acc.external_id, name=acc.name,
             score=round(score, 2), band=band, previous_band=prev.band if prev else None, computed_band=computed,
             coverage=round(coverage, 4), low_confidence=low_conf, trend_delta=_r(delta),
-            direction=direction_of(delta, cfg.flat_points), relationship_capital=_r(values.get("relationship_capital")),
+            direction=direction_of(delta, cfg.flat_points),
+            relationship_capital=_r(values.get("relationship_capital")),
             thread_count=None if thread_count is None else int(thread_count),
             flags={n: flags[n].on for n in FLAG_NAMES}, drivers=text, scorecard=cr.card.name,
             days_to_renewal=None if days_to_renewal is None else int(days_to_renewal), arr=acc.arr, tier=acc.tier,
         )
+        return _Core(result, flags, values, override, note, trend_days, base.score if base else None,
+                     computed != raw_band)
+
+    def detail(self, pos: int) -> AccountDetail:
+        """One account's full result, every measure phrased (explanations)."""
+        core = self.core(pos)
+        card = int(self.card_of[pos])
+        cr, cols, row = self.cards[card], self.columns(card), int(self.row_of[pos])
+        measures: list[MeasureDetail] = []
+        for j, m in enumerate(cr.card.measures):
+            raw, pts, w = cols.raw[j][row], cols.points[row][j], cols.weights[row][j]
+            measures.append(MeasureDetail(
+                m.name, m.label or m.name.replace("_", " "), m.signal, raw, None if math.isnan(pts) else pts,
+                cols.shares[j], w, 0.0 if math.isnan(pts) else w * pts, not cols.has_data[row][j], m.missing,
+                self._phrase(pos, m.signal, raw, m.label),
+            ))
         return AccountDetail(
-            score=result, as_of=frame.as_of, measures=measures, flags=flags, signals=values, override_band=override,
-            override_note=note, trend_days=trend_days, past_score=base.score if base else None,
-            hysteresis_held=computed != raw_band,
+            score=core.score, as_of=self.frame.as_of, measures=measures, flags=core.flags, signals=core.values,
+            override_band=core.override_band, override_note=core.override_note, trend_days=core.trend_days,
+            past_score=core.past_score, hysteresis_held=core.hysteresis_held,
         )
+
+    def summaries(
+        self, positions: range, run_id: str, scored_at: datetime, *, rows: bool = True
+    ) -> list[tuple[AccountScore, dict[str, Any]]]:
+        """Each account's result and, with ``rows``, its score_history row (else an empty dict).
+
+        This is a run's path: no per-measure phrasing, numbers rounded once per card by numpy.
+        """
+        frame = self.frame
+        names = frame.signal_names()
+        matrix = frame.matrix()[positions.start : positions.stop]
+        plain = matrix.tolist()
+        rounded = np.round(matrix, 4).tolist() if rows else []
+        isnan = math.isnan
+        out: list[tuple[AccountScore, dict[str, Any]]] = []
+        for k, pos in enumerate(positions):
+            values = dict(zip(names, _nones(plain[k]), strict=True))
+            core = self.core(pos, values)
+            if not rows:
+                out.append((core.score, {}))
+                continue
+            card = int(self.card_of[pos])
+            cr, cols, row = self.cards[card], self.columns(card), int(self.row_of[pos])
+            points_r, contributions, has_data = cols.points_r[row], cols.contributions[row], cols.has_data[row]
+            s = core.score
+            out.append((s, {
+                "run_id": run_id, "account_id": s.account_id, "scored_at": scored_at, "as_of": frame.as_of,
+                "scorecard": s.scorecard, "score": s.score, "band": s.band, "computed_band": s.computed_band,
+                "coverage": s.coverage, "low_confidence": s.low_confidence, "trend_delta": s.trend_delta,
+                "trend_days": core.trend_days if core.trend_days is not None else self.config.trend_days,
+                "direction": s.direction, "relationship_capital": s.relationship_capital,
+                "thread_count": s.thread_count,
+                "flags": {n: {"on": f.on, "reason": f.reason} for n, f in core.flags.items()},
+                "measures": [
+                    {"name": m.name, "signal": m.signal, "raw": cols.raw[j][row], "points": points_r[j],
+                     "weight": cols.shares_r[j], "contribution": contributions[j], "missing": not has_data[j]}
+                    for j, m in enumerate(cr.card.measures)
+                ],
+                # Signal values are floats (a missing one is NaN, left out).
+                "signals": {n: v for n, v in zip(names, rounded[k], strict=True) if not isnan(v)},
+                "drivers": s.drivers, "override_band": core.override_band,
+            }))
+        return out
 
     def _phrase(self, pos: int, signal: str, raw: float | str | None, label: str | None) -> str:
         if signal == "champion_gone" and raw:
@@ -263,27 +383,6 @@ def score_frame(frame: SignalFrame, config: ScoringConfig, history: History | No
         row_of[positions] = np.arange(positions.size)
         cards.append(apply_scorecard(card, frame, positions))
     return FrameScores(frame, config, cards, card_of, row_of, history or History({}, {}))
-
-
-def history_row(detail: AccountDetail, run_id: str, scored_at: datetime, trend_days_config: int) -> dict[str, Any]:
-    """The score_history row of one account."""
-    s = detail.score
-    return {
-        "run_id": run_id, "account_id": s.account_id, "scored_at": scored_at, "as_of": detail.as_of,
-        "scorecard": s.scorecard, "score": s.score, "band": s.band, "computed_band": s.computed_band,
-        "coverage": s.coverage, "low_confidence": s.low_confidence, "trend_delta": s.trend_delta,
-        "trend_days": detail.trend_days if detail.trend_days is not None else trend_days_config,
-        "direction": s.direction, "relationship_capital": s.relationship_capital, "thread_count": s.thread_count,
-        "flags": {n: {"on": f.on, "reason": f.reason} for n, f in detail.flags.items()},
-        "measures": [
-            {"name": m.name, "signal": m.signal, "raw": m.raw, "points": _r(m.points),
-             "weight": round(m.weight, 4), "contribution": round(m.contribution, 2), "missing": m.missing}
-            for m in detail.measures
-        ],
-        # Signal values are floats (never NaN: a missing one is None), so rounding them needs no _r checks.
-        "signals": {k: round(v, 4) for k, v in detail.signals.items() if v is not None},
-        "drivers": s.drivers, "override_band": detail.override_band,
-    }
 
 
 def _chunks(n: int, size: int) -> Iterator[range]:
@@ -313,12 +412,11 @@ def score_accounts(
     scored_at = datetime.now(UTC)
     results: list[AccountScore] = []
     for chunk in _chunks(len(frame), PERSIST_BATCH):
-        details = [fs.detail(pos, full=False) for pos in chunk]
-        results.extend(d.score for d in details)
-        if persist and details:
-            rows = [history_row(d, run_id, scored_at, config.trend_days) for d in details]
+        summaries = fs.summaries(chunk, run_id, scored_at, rows=persist)
+        results.extend(score for score, _ in summaries)
+        if persist and summaries:
             with engine.begin() as conn:
-                conn.execute(insert(SH), rows)
+                conn.execute(insert(SH), [row for _, row in summaries])
     bands = Counter(r.band for r in results)
     result = ScoringResult(
         run_id=run_id,

@@ -133,14 +133,23 @@ class SignalFrame:
     def __len__(self) -> int:
         return len(self.accounts)
 
-    def row(self, pos: int) -> dict[str, float | None]:
-        """Every numeric signal of one account, None for no data."""
+    def signal_names(self) -> list[str]:
+        """The numeric signals, in the column order of ``matrix()``."""
+        self.matrix()
+        return self._names
+
+    def matrix(self) -> np.ndarray:
+        """Every numeric signal side by side: row = position, column = ``signal_names()``; NaN for no data."""
         if self._matrix is None or self._matrix.shape[1] != len(self.values):
             self._names = list(self.values)
-            self._matrix = np.column_stack([self.values[n] for n in self._names]) if self._names else None
-        if self._matrix is None:
-            return {}
-        return {k: (None if math.isnan(v) else v) for k, v in zip(self._names, self._matrix[pos].tolist(), strict=True)}
+            self._matrix = (np.column_stack([self.values[n] for n in self._names]) if self._names
+                            else np.empty((len(self.accounts), 0)))
+        return self._matrix
+
+    def row(self, pos: int) -> dict[str, float | None]:
+        """Every numeric signal of one account, None for no data."""
+        values = self.matrix()[pos].tolist()
+        return {k: (None if math.isnan(v) else v) for k, v in zip(self._names, values, strict=True)}
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -145,3 +145,35 @@ def test_the_calibrate_command_writes_a_proposal_and_changes_nothing(loaded: tup
     assert f"proposal written to {tmp_path / 'proposed.yaml'}; nothing was applied." in out.getvalue()
     assert parse_config((tmp_path / "proposed.yaml").read_text()).scoring.scorecards[0].name == "default"
     assert (tmp_path / "agent.yaml").read_text() == before
+
+
+def test_a_runs_results_are_what_explain_shows_for_every_account(loaded: tuple[Engine, dict[str, int]]) -> None:
+    """The run's path (``summaries``: history rows, no per-measure phrasing) and ``detail`` agree on every account
+    of the default book: score, band, flags, drivers, and each measure's raw value, points and contribution."""
+    from datetime import UTC, datetime
+
+    from scoring.engine import History, score_frame
+    from scoring.signals import compute_signals
+
+    engine = loaded[0]
+    as_of = datetime(2026, 10, 1, tzinfo=UTC)
+    with engine.connect() as conn:
+        frame = compute_signals(conn, CONFIG, as_of)
+    fs = score_frame(frame, CONFIG, History({}, {}))
+    summaries = fs.summaries(range(len(frame)), "run-x", as_of)
+    assert len(summaries) == len(frame) > 250
+    lowered = 0
+    for pos, (score, row) in enumerate(summaries):
+        detail = fs.detail(pos)
+        assert score == detail.score
+        assert row["measures"] == [
+            {"name": m.name, "signal": m.signal, "raw": m.raw, "points": None if m.points is None else round(m.points, 2),
+             "weight": round(m.weight, 4), "contribution": round(m.contribution, 2), "missing": m.missing}
+            for m in detail.measures
+        ]
+        # Stored signals are rounded to 4 digits by numpy, which may differ from round() in the last digit.
+        assert row["signals"] == pytest.approx({k: v for k, v in detail.signals.items() if v is not None}, abs=1e-4)
+        assert row["flags"] == {n: {"on": f.on, "reason": f.reason} for n, f in detail.flags.items()}
+        assert (row["score"], row["band"], row["drivers"]) == (score.score, score.band, score.drivers)
+        lowered += score.drivers.count(";") > 0
+    assert lowered > len(frame) // 2  # most accounts have drivers to show
