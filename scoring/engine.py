@@ -11,7 +11,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,22 +82,6 @@ class MeasureDetail:
             "contribution": round(self.contribution, 2), "missing": self.missing, "policy": self.policy,
             "label": self.label, "text": self.text,
         }
-
-
-@dataclass(frozen=True)
-class AccountDetail:
-    """Everything behind one account's score."""
-
-    score: AccountScore
-    as_of: datetime
-    measures: list[MeasureDetail]
-    flags: dict[str, FlagState]
-    signals: dict[str, float | None]
-    override_band: str | None
-    override_note: str
-    trend_days: int | None
-    past_score: float | None
-    hysteresis_held: bool  # the band stayed where it was although the raw band differs
 
 
 @dataclass
@@ -213,17 +197,25 @@ def _ranked(key: np.ndarray, keep: np.ndarray) -> list[list[int]]:
 
 
 @dataclass(frozen=True)
-class _Core:
+class AccountCore:
     """What an explanation and a run both need of one account; computed once, by ``FrameScores.core``."""
 
     score: AccountScore
     flags: dict[str, FlagState]
-    values: dict[str, float | None]
+    signals: dict[str, float | None]
     override_band: str | None
     override_note: str
     trend_days: int | None
     past_score: float | None
-    hysteresis_held: bool
+    hysteresis_held: bool  # the band stayed where it was although the raw band differs
+
+
+@dataclass(frozen=True)
+class AccountDetail(AccountCore):
+    """Everything behind one account's score: the core plus every measure, phrased."""
+
+    as_of: datetime
+    measures: list[MeasureDetail]
 
 
 @dataclass
@@ -246,7 +238,7 @@ class FrameScores:
             self._columns[card] = _CardColumns.of(self.cards[card])
         return self._columns[card]
 
-    def core(self, pos: int, values: dict[str, float | None] | None = None) -> _Core:
+    def core(self, pos: int, values: dict[str, float | None] | None = None) -> AccountCore:
         """Score, band (hysteresis, override), trend, flags and the 255-character drivers of one account."""
         cfg, frame = self.config, self.frame
         acc = frame.accounts[pos]
@@ -293,7 +285,7 @@ class FrameScores:
             flags={n: flags[n].on for n in FLAG_NAMES}, drivers=text, scorecard=cr.card.name,
             days_to_renewal=None if days_to_renewal is None else int(days_to_renewal), arr=acc.arr, tier=acc.tier,
         )
-        return _Core(result, flags, values, override, note, trend_days, base.score if base else None,
+        return AccountCore(result, flags, values, override, note, trend_days, base.score if base else None,
                      computed != raw_band)
 
     def detail(self, pos: int) -> AccountDetail:
@@ -309,11 +301,8 @@ class FrameScores:
                 cols.shares[j], w, 0.0 if math.isnan(pts) else w * pts, not cols.has_data[row][j], m.missing,
                 self._phrase(pos, m.signal, raw, m.label),
             ))
-        return AccountDetail(
-            score=core.score, as_of=self.frame.as_of, measures=measures, flags=core.flags, signals=core.values,
-            override_band=core.override_band, override_note=core.override_note, trend_days=core.trend_days,
-            past_score=core.past_score, hysteresis_held=core.hysteresis_held,
-        )
+        shared = {f.name: getattr(core, f.name) for f in fields(AccountCore)}
+        return AccountDetail(**shared, as_of=self.frame.as_of, measures=measures)
 
     def summaries(
         self, positions: range, run_id: str, scored_at: datetime, *, rows: bool = True
