@@ -232,7 +232,7 @@ def score_child(url: str, persist: bool) -> dict[str, Any]:
     if not persist:
         started = time.perf_counter()
         with engine.connect() as conn:
-            frame = compute_signals(conn, config, AS_OF)
+            frame = compute_signals(conn, config, AS_OF, parallel=True)  # as a run computes them
         out["signals_seconds"] = round(time.perf_counter() - started, 2)
         del frame
     started = time.perf_counter()

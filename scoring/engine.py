@@ -143,9 +143,10 @@ def load_history(conn: Connection, as_of: datetime, trend_days: int,
 
 @dataclass
 class _CardColumns:
-    """One scorecard's per-account numbers as Python lists (row = account within the card), rounded once.
+    """Some accounts of one scorecard as Python lists (row i = the i-th of those accounts), rounded once.
 
-    Built by numpy in one pass per card, so the per-account work that remains is assembling text and dicts.
+    Built by numpy per chunk of accounts, so the per-account work that remains is assembling text and dicts,
+    and memory holds one chunk's lists, not the whole portfolio's.
     """
 
     raw: list[Sequence[float | str | None]]  # per measure: raw values rounded to 4 digits, None for no data
@@ -160,23 +161,24 @@ class _CardColumns:
     shares_r: list[float]  # rounded to 4 digits
 
     @classmethod
-    def of(cls, cr: CardResult) -> _CardColumns:
+    def of(cls, cr: CardResult, rows: np.ndarray) -> _CardColumns:
         raw: list[Sequence[float | str | None]] = []
         for col in cr.raw:
             if isinstance(col, list):
-                raw.append(list(col))
+                raw.append([col[r] for r in rows.tolist()])
             else:
-                raw.append(_nones(np.round(col.astype(float), 4).tolist()))
-        skipped = np.isnan(cr.points)
-        used = (cr.weights > 0) & ~skipped
-        impact = np.where(used, cr.weights * (cr.points - 50.0), 0.0)
+                raw.append(_nones(np.round(col[rows].astype(float), 4).tolist()))
+        points, weights = cr.points[rows], cr.weights[rows]
+        skipped = np.isnan(points)
+        used = (weights > 0) & ~skipped
+        impact = np.where(used, weights * (points - 50.0), 0.0)
         return cls(
             raw=raw,
-            points=cr.points.tolist(),
-            points_r=[_nones(row) for row in np.round(cr.points, 2).tolist()],
-            weights=cr.weights.tolist(),
-            contributions=np.round(np.where(skipped, 0.0, cr.weights * cr.points), 2).tolist(),
-            has_data=cr.has_data.tolist(),
+            points=points.tolist(),
+            points_r=[_nones(row) for row in np.round(points, 2).tolist()],
+            weights=weights.tolist(),
+            contributions=np.round(np.where(skipped, 0.0, weights * points), 2).tolist(),
+            has_data=cr.has_data[rows].tolist(),
             negative=_ranked(impact, impact < 0),
             positive=_ranked(-impact, impact > 0),
             shares=[float(x) for x in cr.shares],
@@ -228,22 +230,36 @@ class FrameScores:
     card_of: np.ndarray  # position -> index into cards
     row_of: np.ndarray  # position -> row in that card's result
     history: History
-    _columns: dict[int, _CardColumns] = field(default_factory=dict, repr=False)
+    # card -> (columns of some of its accounts, row in the card -> index in those columns); one chunk at a time
+    _block: dict[int, tuple[_CardColumns, dict[int, int]]] = field(default_factory=dict, repr=False)
 
     def score(self, pos: int) -> float:
         return float(self.cards[self.card_of[pos]].score[self.row_of[pos]])
 
-    def columns(self, card: int) -> _CardColumns:
-        if card not in self._columns:
-            self._columns[card] = _CardColumns.of(self.cards[card])
-        return self._columns[card]
+    def _prepare(self, positions: Sequence[int]) -> None:
+        """Build the per-card columns of these accounts, dropping those of the previous chunk."""
+        pos = np.asarray(positions, dtype=int)
+        cards = self.card_of[pos]
+        self._block = {}
+        for card in np.unique(cards).tolist():
+            rows = self.row_of[pos[cards == card]]
+            index = {r: i for i, r in enumerate(rows.tolist())}
+            self._block[card] = (_CardColumns.of(self.cards[card], rows), index)
+
+    def _columns_of(self, pos: int) -> tuple[CardResult, _CardColumns, int]:
+        card, row = int(self.card_of[pos]), int(self.row_of[pos])
+        block = self._block.get(card)
+        if block is None or row not in block[1]:
+            self._prepare([pos])
+            block = self._block[card]
+        return self.cards[card], block[0], block[1][row]
 
     def core(self, pos: int, values: dict[str, float | None] | None = None) -> AccountCore:
         """Score, band (hysteresis, override), trend, flags and the 255-character drivers of one account."""
         cfg, frame = self.config, self.frame
         acc = frame.accounts[pos]
-        card = int(self.card_of[pos])
-        cr, cols, row = self.cards[card], self.columns(card), int(self.row_of[pos])
+        cr, cols, i = self._columns_of(pos)
+        row = int(self.row_of[pos])
         score = float(cr.score[row])
         coverage = float(cr.coverage[row])
         values = frame.row(pos) if values is None else values
@@ -258,16 +274,16 @@ class FrameScores:
         band = override or computed
         low_conf = coverage < cfg.coverage_floor
         if computed == cfg.bands[-1].name:
-            chosen = cols.positive[row]
+            chosen = cols.positive[i]
             flag_texts = [flags["expansion_signal"].reason] if flags["expansion_signal"].on else []
         else:
-            chosen = cols.negative[row]
+            chosen = cols.negative[i]
             flag_texts = [self._flag_text(pos, n) for n in ("champion_gone", "single_threaded", "lonely_client")
                           if flags[n].on]
-        weights = cols.weights[row]
-        points = cols.points[row]
+        weights = cols.weights[i]
+        points = cols.points[i]
         measures = cr.card.measures
-        drivers = [Driver(self._phrase(pos, measures[j].signal, cols.raw[j][row], measures[j].label),
+        drivers = [Driver(self._phrase(pos, measures[j].signal, cols.raw[j][i], measures[j].label),
                           weights[j] * (points[j] - 50.0)) for j in chosen[:MAX_DRIVERS]]
         ordered = [*drivers[:3], *(Driver(t, 0.0) for t in flag_texts), *drivers[3:]]
         first = [note] if override else []
@@ -291,14 +307,13 @@ class FrameScores:
     def detail(self, pos: int) -> AccountDetail:
         """One account's full result, every measure phrased (explanations)."""
         core = self.core(pos)
-        card = int(self.card_of[pos])
-        cr, cols, row = self.cards[card], self.columns(card), int(self.row_of[pos])
+        cr, cols, i = self._columns_of(pos)
         measures: list[MeasureDetail] = []
         for j, m in enumerate(cr.card.measures):
-            raw, pts, w = cols.raw[j][row], cols.points[row][j], cols.weights[row][j]
+            raw, pts, w = cols.raw[j][i], cols.points[i][j], cols.weights[i][j]
             measures.append(MeasureDetail(
                 m.name, m.label or m.name.replace("_", " "), m.signal, raw, None if math.isnan(pts) else pts,
-                cols.shares[j], w, 0.0 if math.isnan(pts) else w * pts, not cols.has_data[row][j], m.missing,
+                cols.shares[j], w, 0.0 if math.isnan(pts) else w * pts, not cols.has_data[i][j], m.missing,
                 self._phrase(pos, m.signal, raw, m.label),
             ))
         shared = {f.name: getattr(core, f.name) for f in fields(AccountCore)}
@@ -309,13 +324,14 @@ class FrameScores:
     ) -> list[tuple[AccountScore, dict[str, Any]]]:
         """Each account's result and, with ``rows``, its score_history row (else an empty dict).
 
-        This is a run's path: no per-measure phrasing, numbers rounded once per card by numpy.
+        This is a run's path: no per-measure phrasing, numbers rounded per chunk and card by numpy.
         """
         frame = self.frame
         names = frame.signal_names()
         matrix = frame.matrix()[positions.start : positions.stop]
         plain = matrix.tolist()
         rounded = np.round(matrix, 4).tolist() if rows else []
+        self._prepare(positions)
         isnan = math.isnan
         out: list[tuple[AccountScore, dict[str, Any]]] = []
         for k, pos in enumerate(positions):
@@ -324,9 +340,8 @@ class FrameScores:
             if not rows:
                 out.append((core.score, {}))
                 continue
-            card = int(self.card_of[pos])
-            cr, cols, row = self.cards[card], self.columns(card), int(self.row_of[pos])
-            points_r, contributions, has_data = cols.points_r[row], cols.contributions[row], cols.has_data[row]
+            cr, cols, i = self._columns_of(pos)
+            points_r, contributions, has_data = cols.points_r[i], cols.contributions[i], cols.has_data[i]
             s = core.score
             out.append((s, {
                 "run_id": run_id, "account_id": s.account_id, "scored_at": scored_at, "as_of": frame.as_of,
@@ -337,7 +352,7 @@ class FrameScores:
                 "thread_count": s.thread_count,
                 "flags": {n: {"on": f.on, "reason": f.reason} for n, f in core.flags.items()},
                 "measures": [
-                    {"name": m.name, "signal": m.signal, "raw": cols.raw[j][row], "points": points_r[j],
+                    {"name": m.name, "signal": m.signal, "raw": cols.raw[j][i], "points": points_r[j],
                      "weight": cols.shares_r[j], "contribution": contributions[j], "missing": not has_data[j]}
                     for j, m in enumerate(cr.card.measures)
                 ],
@@ -395,7 +410,7 @@ def score_accounts(
     started = time.perf_counter()
     as_of = _aware(as_of) if as_of is not None else datetime.now(UTC)
     with engine.connect() as conn:
-        frame = compute_signals(conn, config, as_of, account_ids=account_ids)
+        frame = compute_signals(conn, config, as_of, account_ids=account_ids, parallel=True)
         history = load_history(conn, as_of, config.trend_days, account_ids)
     fs = score_frame(frame, config, history)
     scored_at = datetime.now(UTC)

@@ -9,9 +9,11 @@ contact's relationship strength (``scoring.relationship``).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,6 +23,8 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Date,
+    Engine,
     Integer,
     Select,
     Subquery,
@@ -35,6 +39,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
@@ -166,13 +171,6 @@ def _days(as_of: datetime, when: datetime | date | None) -> float:
     return float((as_of.date() - when).days)
 
 
-def _ts(expr: ColumnElement[Any]) -> ColumnElement[Any]:
-    """Aggregates over timestamp expressions keep the store's UTC type (so values come back aware)."""
-    from sqlalchemy import type_coerce
-
-    return type_coerce(expr, UtcDateTime())
-
-
 def _month_start(d: date, back: int = 0) -> date:
     y, m = d.year, d.month - back
     while m <= 0:
@@ -193,6 +191,13 @@ def _floor(conn: Connection, expr: ColumnElement[Any]) -> ColumnElement[Any]:
     if conn.dialect.name == "sqlite":
         return cast(expr, Integer)
     return func.floor(expr)
+
+
+def _days_between(conn: Connection, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Whole days from one date to another (SQLite: julian days; PostgreSQL: date minus date)."""
+    if conn.dialect.name == "sqlite":
+        return func.julianday(end) - func.julianday(start)
+    return end - start
 
 
 def _count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -252,18 +257,46 @@ class _Builder:
             return column
         return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
-    def key_pos(self, source: str, external_id: str | None) -> int | None:
-        return self.by_key.get((source, external_id or ""))
-
     def rows(self, stmt: Select[Any]) -> Iterator[Any]:
         result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
         for partition in result.partitions():
             yield from partition
 
-    def put(self, name: str, acc_id: int, value: float | None) -> None:
-        pos = self.pos.get(acc_id)
-        if pos is not None and value is not None:
-            self.values[name][pos] = float(value)
+    def columns(self, stmt: Select[Any], *, keyed: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Per-account rows -> (frame positions, one float array per remaining column; NULL is NaN).
+
+        Rows start with the account id, or with ``keyed`` its (source, external id) reference. Column-wise per
+        partition (zip, a map over a dict, numpy) rather than a Python step per row; rows of accounts outside
+        the frame are dropped.
+        """
+        skip = 2 if keyed else 1
+        positions: list[np.ndarray] = []
+        blocks: list[list[np.ndarray]] = []
+        for partition in self.rows_in_partitions(stmt):
+            cols = list(zip(*partition, strict=True))
+            if keyed:
+                at = np.array(list(map(self.by_key.get, zip(cols[0], cols[1], strict=True))), dtype=float)
+            else:
+                at = np.array(list(map(self.pos.get, cols[0])), dtype=float)
+            known = ~np.isnan(at)
+            positions.append(at[known].astype(np.int64))
+            blocks.append([np.array(col, dtype=float)[known] for col in cols[skip:]])
+        if not positions:
+            width = len(stmt.selected_columns) - skip
+            return np.zeros(0, dtype=np.int64), [np.zeros(0) for _ in range(width)]
+        return np.concatenate(positions), [np.concatenate(parts) for parts in zip(*blocks, strict=True)]
+
+    def scatter(self, stmt: Select[Any], names: Sequence[str], *, keyed: bool = False) -> None:
+        """Each numeric column of a per-account query into the signal column of the same position in ``names``."""
+        at, cols = self.columns(stmt, keyed=keyed)
+        for name, col in zip(names, cols, strict=True):
+            self.values[name][at] = col
+
+    def rows_in_partitions(self, stmt: Select[Any]) -> Iterator[Sequence[Any]]:
+        result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
+        for partition in result.partitions():
+            if partition:
+                yield partition
 
     # --- engagement -----------------------------------------------------------------------------
     def engagement(self) -> None:
@@ -273,12 +306,17 @@ class _Builder:
         two_way = and_(is_touch, a.c.direction.in_(("two_way", "inbound")))
         t90 = self.ago(90)
         source, account, only = self.account_key(a)
+        as_of = literal(self.as_of, UtcDateTime())
+
+        def days_since(when: ColumnElement[Any]) -> ColumnElement[Any]:
+            return hours_between(self.conn, when, as_of) / 24.0
+
         stmt = (
             select(
                 source,
                 account,
-                _ts(func.max(case((two_way, a.c.occurred_at)))).label("last_two_way"),
-                _ts(func.max(case((is_touch, a.c.occurred_at)))).label("last_touch"),
+                days_since(func.max(case((two_way, a.c.occurred_at)))).label("days_since_two_way_touch"),
+                days_since(func.max(case((is_touch, a.c.occurred_at)))).label("days_since_touch"),
                 _count_if(and_(is_touch, a.c.occurred_at >= t90)).label("touches_90d"),
                 _count_if(and_(a.c.activity_type == "meeting", a.c.occurred_at >= t90)).label("meetings_90d"),
                 _count_if(and_(is_touch, a.c.occurred_at >= self.ago(flag.period_days))).label("touches_period"),
@@ -289,16 +327,10 @@ class _Builder:
         n = len(self.accounts)
         self.values["touches_period"] = np.zeros(n)
         self.values["days_since_touch"] = np.full(n, np.nan)
-        v = self.values
-        for r in self.rows(stmt):
-            pos = self.key_pos(r[0], r[1])
-            if pos is None:
-                continue
-            v["days_since_two_way_touch"][pos] = _days(self.as_of, r.last_two_way)
-            v["days_since_touch"][pos] = _days(self.as_of, r.last_touch)
-            v["touches_90d"][pos] = r.touches_90d
-            v["meetings_90d"][pos] = r.meetings_90d
-            v["touches_period"][pos] = r.touches_period
+        self.scatter(stmt, ["days_since_two_way_touch", "days_since_touch", "touches_90d", "meetings_90d",
+                            "touches_period"], keyed=True)
+        for name in ("days_since_two_way_touch", "days_since_touch"):  # to the microsecond on both backends
+            self.values[name] = np.round(self.values[name], 6)
         # No activity at all is a fact, not missing data: zero touches.
         for name in ("touches_90d", "meetings_90d"):
             col = self.values[name]
@@ -358,12 +390,15 @@ class _Builder:
         changed_at = func.coalesce(c.c.source_updated_at, c.c.deleted_at)
         changed_before = or_(changed_at.is_(None), changed_at < as_of)
         gone = case((and_(c.c.is_deleted, changed_before), 2), (and_(c.c.has_left, changed_before), 1), else_=0)
+        unknown = SENIORITY_LEVELS.index("unknown")
+        level = func.coalesce(case({x: k for k, x in enumerate(SENIORITY_LEVELS)}, value=c.c.seniority), unknown)
         stmt = select(
             pc.c[source.name].label("source_key"), pc.c[account.name].label("account_key"),
             c.c.id.label("contact_id"), pc.c.touches, pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
             pc.c.one_way_emails, pc.c.engaged_touches, pc.c.meetings_180d, pc.c.active_buckets,
             (hours_between(self.conn, pc.c.last_touch, as_of) / 24.0).label("days_since"),
-            gone.label("gone"), c.c.seniority, c.c.department, c.c.title, c.c.first_name, c.c.last_name, c.c.email,
+            gone.label("gone"), level.label("level"), c.c.department, c.c.title, c.c.first_name, c.c.last_name,
+            c.c.email,
         ).join(c, and_(c.c.source == pc.c[source.name], c.c.external_id == pc.c.contact_external_id))
         self._relationship_rows(stmt)
 
@@ -377,13 +412,12 @@ class _Builder:
         n = len(self.accounts)
         min_prior = self.config.flags.champion_gone.min_prior_touches
         level_code = {level: k for k, level in enumerate(SENIORITY_LEVELS)}
-        dept_code: dict[str, int] = {}
+        dept_code: dict[str, int] = {}  # lowercased department -> code
         title_dept: dict[str | None, str | None] = {}
         names: dict[int, str] = {}
         departments: dict[int, str | None] = {}
         blocks: list[np.ndarray] = []
         result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
-        unknown = level_code["unknown"]
         detail_pos = [self.pos[x] for x in self.detail_for if x in self.pos]
 
         def department(given: str | None, title: str | None) -> str | None:
@@ -394,19 +428,19 @@ class _Builder:
             return title_dept[title]
 
         # Column-wise per partition (zip, list comprehensions, numpy) rather than attribute access per row.
-        # Columns: 0 source, 1 account, 2 contact id, 3-12 numeric aggregates and gone, 13 seniority,
+        # Columns: 0 source, 1 account, 2 contact id, 3-12 numeric aggregates and gone, 13 seniority level code,
         # 14 department, 15 title, 16 first name, 17 last name, 18 email.
         for partition in result.partitions():
             if not partition:
                 continue
             cols = list(zip(*partition, strict=True))
             block = np.empty((len(partition), 14))
-            block[:, 0] = [-1 if at is None else at for at in map(self.key_pos, cols[0], cols[1])]
-            block[:, 1:12] = np.array(cols[2:13], dtype=float).T
-            block[:, 12] = [level_code.get(x or "unknown", unknown) for x in cols[13]]
+            keys = zip(cols[0], cols[1], strict=True)
+            block[:, 0] = np.array(list(map(self.by_key.get, keys)), dtype=float)  # an unknown account: NaN
+            block[:, 1:13] = np.array(cols[2:14], dtype=float).T
             given_depts = list(map(department, cols[14], cols[15]))
-            block[:, 13] = [dept_code.setdefault(k, len(dept_code)) if k else -1
-                            for k in ((d or "").lower() for d in given_depts)]
+            codes = {d: dept_code.setdefault(d.lower(), len(dept_code)) if d else -1 for d in set(given_depts)}
+            block[:, 13] = [codes[d] for d in given_depts]
             shown = (block[:, 2] - block[:, 7] >= min_prior) | np.isin(block[:, 0], detail_pos)
             for k in np.flatnonzero(shown).tolist():
                 r = partition[k]
@@ -415,7 +449,7 @@ class _Builder:
                 departments[r.contact_id] = given_depts[k]
             blocks.append(block)
         m = np.concatenate(blocks) if blocks else np.empty((0, 14))
-        m = m[m[:, 0] >= 0]
+        m = m[~np.isnan(m[:, 0])]
         pos = m[:, 0].astype(np.int64)
         contact_ids = m[:, 1].astype(np.int64)
         touches, meetings, calls, two_way, one_way = m[:, 2], m[:, 3], m[:, 4], m[:, 5], m[:, 6]
@@ -482,11 +516,7 @@ class _Builder:
         )
         for name in ("tickets_30d", "tickets_90d", "open_high_priority_tickets", "escalations_90d"):
             self.values[name] = np.zeros(len(self.accounts))  # no ticket is a zero, not missing
-        for r in self.rows(stmt):
-            self.put("tickets_30d", r.id, r.tickets_30d)
-            self.put("tickets_90d", r.id, r.tickets_90d)
-            self.put("open_high_priority_tickets", r.id, r.open_high)
-            self.put("escalations_90d", r.id, r.escalations)
+        self.scatter(stmt, ["tickets_30d", "tickets_90d", "open_high_priority_tickets", "escalations_90d"])
         # Median resolution time over tickets closed in 180 days: row_number/count windows, portable.
         hours = hours_between(self.conn, t.c.opened_at, t.c.closed_at)
         ranked = (
@@ -506,8 +536,7 @@ class _Builder:
             .where(or_(ranked.c.rn == (ranked.c.cnt + 1) // 2, ranked.c.rn == (ranked.c.cnt + 2) // 2))
             .group_by(ranked.c.account_id)
         )
-        for r in self.rows(median):
-            self.put("median_resolution_hours", r.account_id, r.median_hours)
+        self.scatter(median, ["median_resolution_hours"])
 
     # --- feedback -------------------------------------------------------------------------------
     def _linked(self, table: Table, entity: str) -> Any:
@@ -533,12 +562,13 @@ class _Builder:
             .where(*where)
             .group_by(LINK.c.account_id)
         )
-        for r in self.rows(stmt):
-            if r.nps_n:
-                self.put("nps_180d", r.account_id, 100.0 * (r.promoters - r.detractors) / r.nps_n)
-            self.put("csat_avg_180d", r.account_id, r.csat)
-            if r.nps_ever:
-                self.put("detractor_90d", r.account_id, 1.0 if r.detractors_90d else 0.0)
+        at, (nps_n, promoters, detractors, csat, detractors_90d, nps_ever) = self.columns(stmt)
+        v = self.values
+        rated = nps_n > 0
+        v["nps_180d"][at[rated]] = 100.0 * (promoters[rated] - detractors[rated]) / nps_n[rated]
+        v["csat_avg_180d"][at] = csat
+        ever = nps_ever > 0
+        v["detractor_90d"][at[ever]] = (detractors_90d[ever] > 0).astype(float)
         ranked = (
             select(
                 LINK.c.account_id,
@@ -551,8 +581,7 @@ class _Builder:
             .where(*where, nps)
             .subquery("latest")
         )
-        for r in self.rows(select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1)):
-            self.put("nps_latest", r.account_id, r.score)
+        self.scatter(select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1), ["nps_latest"])
 
     # --- usage ----------------------------------------------------------------------------------
     def usage(self) -> None:
@@ -578,12 +607,13 @@ class _Builder:
             )
             .group_by(LINK.c.account_id)
         )
-        for r in self.rows(stmt):
-            if r.active_users is not None and r.seats:
-                self.put("seat_utilization", r.account_id, r.active_users / r.seats)
-            self.put("feature_adoption", r.account_id, r.adoption)
-            if r.active_users is not None and r.prior_users:
-                self.put("usage_trend", r.account_id, r.active_users / float(r.prior_users) - 1.0)
+        at, (active, seats, adoption, prior) = self.columns(stmt)
+        v = self.values
+        with_seats = ~np.isnan(active) & ~np.isnan(seats) & (seats != 0)
+        v["seat_utilization"][at[with_seats]] = active[with_seats] / seats[with_seats]
+        v["feature_adoption"][at] = adoption
+        with_prior = ~np.isnan(active) & ~np.isnan(prior) & (prior != 0)
+        v["usage_trend"][at[with_prior]] = active[with_prior] / prior[with_prior] - 1.0
 
     # --- billing --------------------------------------------------------------------------------
     def billing(self) -> None:
@@ -597,7 +627,9 @@ class _Builder:
         stmt = (
             select(
                 LINK.c.account_id,
-                func.min(case((unpaid, i.c.due_date))).label("oldest_due"),
+                _days_between(self.conn, func.min(case((unpaid, i.c.due_date))), literal(d, Date())).label(
+                    "days_overdue"
+                ),
                 func.sum(case((unpaid, i.c.amount), else_=0.0)).label("overdue_amount"),
                 func.sum(case((i.c.issued_at >= d - timedelta(days=180), i.c.failed_payments), else_=0)).label(
                     "failed"
@@ -607,14 +639,13 @@ class _Builder:
             .where(i.c.issued_at < d, not_(i.c.is_deleted), self.acc_filter(LINK.c.account_id))
             .group_by(LINK.c.account_id)
         )
-        arr = {a.id: a.arr for a in self.accounts}
-        for r in self.rows(stmt):
-            oldest = _as_date(r.oldest_due)
-            self.put("days_overdue", r.account_id, float((d - oldest).days) if oldest else 0.0)
-            a = arr.get(r.account_id)
-            if a:
-                self.put("overdue_share_of_arr", r.account_id, float(r.overdue_amount or 0) / a)
-            self.put("failed_payments_180d", r.account_id, float(r.failed or 0))
+        at, (days_overdue, overdue_amount, failed) = self.columns(stmt)
+        v = self.values
+        v["days_overdue"][at] = np.nan_to_num(days_overdue, nan=0.0)  # nothing unpaid: 0 days
+        arr = np.array([np.nan if a.arr is None else a.arr for a in self.accounts])[at]
+        with_arr = ~np.isnan(arr) & (arr != 0)
+        v["overdue_share_of_arr"][at[with_arr]] = np.nan_to_num(overdue_amount[with_arr], nan=0.0) / arr[with_arr]
+        v["failed_payments_180d"][at] = np.nan_to_num(failed, nan=0.0)
 
     # --- intent ---------------------------------------------------------------------------------
     def intent(self) -> None:
@@ -636,9 +667,7 @@ class _Builder:
             )
             .group_by(LINK.c.account_id)
         )
-        for r in self.rows(stmt):
-            self.put("intent_expansion", r.account_id, r.expansion)
-            self.put("intent_risk", r.account_id, r.risk)
+        self.scatter(stmt, ["intent_expansion", "intent_risk"])
 
     # --- contract -------------------------------------------------------------------------------
     def contract(self) -> None:
@@ -675,8 +704,12 @@ def _distinct_per(pos: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     """How many distinct (non-negative integer) codes each position has."""
     if pos.size == 0:
         return np.zeros(n)
-    pairs = np.unique(pos * (int(codes.max()) + 1) + codes)
-    return np.bincount(pairs // (int(codes.max()) + 1), minlength=n).astype(float)
+    width = int(codes.max()) + 1
+    if n * width <= 5_000_000:  # a presence table per position and code (at most 40 MB): no sort
+        present = np.bincount(pos * width + codes, minlength=n * width).reshape(n, width) > 0
+        return np.asarray(present.sum(axis=1), dtype=float)
+    pairs = np.unique(pos * width + codes)
+    return np.bincount(pairs // width, minlength=n).astype(float)
 
 
 def _nan_none(v: float) -> float | None:
@@ -743,6 +776,18 @@ def _number(v: Any) -> float:
         return math.nan
 
 
+def _second_connection_ok(conn: Connection) -> bool:
+    """Whether another connection of ``conn``'s engine is a separate session (not SQLite in memory)."""
+    return not isinstance(conn.engine.pool, SingletonThreadPool | StaticPool)
+
+
+def _on_own_connection(engine: Engine, builder: _Builder, family: Callable[[_Builder], None]) -> None:
+    with engine.connect() as own:
+        worker = copy.copy(builder)  # shares the signal columns; only the connection is its own
+        worker.conn = own
+        family(worker)
+
+
 def compute_signals(
     conn: Connection,
     config: ScoringConfig,
@@ -751,16 +796,32 @@ def compute_signals(
     account_ids: Sequence[int] | None = None,
     include_deleted: bool = False,
     detail_for: Sequence[int] = (),
+    parallel: bool = False,
 ) -> SignalFrame:
     """Every catalogue signal for the accounts that existed at ``as_of`` (UTC), using only data dated before it.
 
     ``detail_for``: account ids whose per-contact strengths are kept (for explanations).
+    ``parallel``: run the relationship family on a second connection of the same engine, at the same time as
+    the others (a file or server database only; ``conn`` must hold no uncommitted writes).
     """
     as_of = _utc(as_of)  # type: ignore[assignment]
     accounts = load_accounts(conn, as_of, account_ids, include_deleted=include_deleted)
     b = _Builder(conn, config, as_of, accounts, set(detail_for), subset=account_ids is not None)
-    for family in (b.engagement, b.relationship, b.support, b.feedback, b.usage, b.billing, b.intent, b.contract):
-        family()
+    others = (b.engagement, b.support, b.feedback, b.usage, b.billing, b.intent, b.contract)
+    if parallel and _second_connection_ok(conn):
+        # The relationship family (the largest) runs on a second connection in a thread while the others run
+        # here: SQLite and psycopg release the GIL while a query runs, so the two use two cores. Each family
+        # writes its own signal columns. Both read committed data as of their start; the agent does not sync
+        # while it scores (one lease), so they see the same store.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals") as pool:
+            relationship = pool.submit(_on_own_connection, conn.engine, b, _Builder.relationship)
+            for family in others:
+                family()
+            relationship.result()
+    else:
+        b.relationship()
+        for family in others:
+            family()
     frame = SignalFrame(as_of=as_of, accounts=accounts, values=b.values, champions=b.champions, contacts=b.contacts)
     _custom_signals(config, b, frame.categories)
     from scoring.flags import apply_flags

@@ -82,3 +82,20 @@ def test_explicit_account_ids_limit_the_frame(small_book: Engine) -> None:
     only_a = _frame(small_book, account_ids=[full.accounts[0].id])
     assert [a.name for a in only_a.accounts] == ["Acme Corp"]
     assert only_a.row(0)["median_resolution_hours"] == 60.0
+
+
+def test_the_relationship_family_on_its_own_connection_gives_the_same_frame(small_book: Engine) -> None:
+    alone, together = _frame(small_book), _frame(small_book, parallel=True)
+    assert _by_name(together) == _by_name(alone)
+    assert together.champions == alone.champions
+
+
+def test_parallel_falls_back_to_one_connection_for_sqlite_in_memory() -> None:
+    from store.db import make_engine
+    from store.migrate import upgrade
+    from tests.scoring.conftest import build_small_book
+
+    engine = make_engine("sqlite://")  # one shared connection: a second one would be another, empty database
+    upgrade(engine)
+    build_small_book(engine)
+    assert _by_name(_frame(engine, parallel=True))["Acme Corp"]["thread_count"] == 2.0
