@@ -737,10 +737,18 @@ def load_accounts(conn: Connection, as_of: datetime, account_ids: Sequence[int] 
         stmt = stmt.where(not_(ACC.c.is_deleted))
     if account_ids is not None:
         stmt = stmt.where(ACC.c.id.in_(list(account_ids)))
+    tiers: dict[str | None, str | None] = {}
+
+    def tier_of(tier: str | None) -> str | None:
+        if tier not in tiers:
+            tiers[tier] = tier.lower() if tier else None
+        return tiers[tier]
+
+    # Tuple unpacking, not attribute access per field: this runs once per account.
     return [
-        AccountRow(r.id, r.source, r.external_id, r.name, r.domain, (r.tier or None) and r.tier.lower(), r.arr,
-                   r.renewal_date, _utc(r.source_created_at), r.override_band, r.override_until)
-        for r in conn.execute(stmt)
+        AccountRow(id_, source, ext, name, domain, tier_of(tier), arr, renewal, created, band, until)
+        for id_, source, ext, name, domain, tier, arr, renewal, created, band, until
+        in conn.execution_options(yield_per=STREAM_ROWS).execute(stmt)  # UtcDateTime: created is aware UTC
     ]
 
 
