@@ -69,13 +69,16 @@ _PHRASES: dict[str, Callable[[float], str]] = {
 
 def phrase(signal: str, raw: float | str | None, label: str | None = None) -> str:
     """One signal value in plain language, e.g. ``nps_latest`` 3 -> ``NPS detractor (3/10)``."""
+    if raw is not None and not isinstance(raw, str):
+        fn = _PHRASES.get(signal)
+        if fn is not None:
+            return fn(raw)
     name = label or signal.removeprefix("custom.").replace("_", " ")
     if raw is None:
         return f"{name}: no data"
     if isinstance(raw, str):
         return f"{name}: {raw}"
-    fn = _PHRASES.get(signal)
-    return fn(raw) if fn else f"{name} {raw:g}"
+    return f"{name} {raw:g}"
 
 
 def headline(score: float, delta: float | None, days: int | None) -> str:
@@ -104,17 +107,21 @@ def summarize(head: str, first: Sequence[str], drivers: Sequence[Driver], last: 
     """
     reserve = sum(len(c) + 2 for c in last)
     parts: list[str] = []
+    budget = limit - len(head) - 2  # room for "; ".join(parts)
+    used = 0  # len("; ".join(parts))
 
-    def fits(clause: str, room: int) -> bool:
-        return len(head) + 2 + len("; ".join([*parts, clause])) + room <= limit
+    def add(clause: str, room: int) -> None:
+        nonlocal used
+        length = used + (2 if parts else 0) + len(clause)
+        if length + room <= budget:
+            parts.append(clause)
+            used = length
 
     for clause in first:
-        if fits(clause, reserve):
-            parts.append(clause)
+        add(clause, reserve)
     for clause in dict.fromkeys(d.text for d in drivers):
-        if clause not in parts and fits(clause, reserve):
-            parts.append(clause)
+        if clause not in parts:
+            add(clause, reserve)
     for clause in last:
-        if fits(clause, 0):
-            parts.append(clause)
+        add(clause, 0)
     return f"{head}: {'; '.join(parts)}" if parts else head

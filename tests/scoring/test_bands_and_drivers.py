@@ -72,3 +72,41 @@ def test_the_summary_fits_255_characters_keeps_override_and_low_confidence_and_n
     assert all(c in {d.text for d in drivers} for c in clauses[1:-1])
     # 233 characters with two drivers; a third (65 more) would not fit.
     assert (len(clauses), len(text)) == (4, 233)
+
+
+def _summarize_by_joining(head: str, first: list[str], drivers: list[Driver], last: list[str], limit: int) -> str:
+    """The plain definition summarize must keep: re-join every candidate, keep it when the whole still fits."""
+    reserve = sum(len(c) + 2 for c in last)
+    parts: list[str] = []
+
+    def fits(clause: str, room: int) -> bool:
+        return len(head) + 2 + len("; ".join([*parts, clause])) + room <= limit
+
+    for clause in first:
+        if fits(clause, reserve):
+            parts.append(clause)
+    for clause in dict.fromkeys(d.text for d in drivers):
+        if clause not in parts and fits(clause, reserve):
+            parts.append(clause)
+    for clause in last:
+        if fits(clause, 0):
+            parts.append(clause)
+    return f"{head}: {'; '.join(parts)}" if parts else head
+
+
+def test_summarize_matches_its_plain_definition_on_random_clauses() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    words = st.text(alphabet="abc xyz", min_size=1, max_size=60)
+
+    @settings(max_examples=300, deadline=None)
+    @given(head=st.text(alphabet="0123456789 ()", max_size=25), first=st.lists(words, max_size=2),
+           texts=st.lists(words, max_size=14), last=st.lists(words, max_size=2), limit=st.integers(10, 255))
+    def check(head: str, first: list[str], texts: list[str], last: list[str], limit: int) -> None:
+        drivers = [Driver(t, -1.0) for t in texts]
+        got = summarize(head, first, drivers, last, limit=limit)
+        assert got == _summarize_by_joining(head, first, drivers, last, limit)
+        assert len(got) <= max(limit, len(head))
+
+    check()
