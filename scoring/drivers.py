@@ -105,7 +105,7 @@ def summarize(head: str, first: Sequence[str], drivers: Sequence[Driver], last: 
     ``first`` clauses (an override) come before the drivers and ``last`` ones (low confidence) after; room
     for ``first`` and ``last`` is kept before drivers are added; a driver that does not fit is left out whole.
     """
-    reserve = sum(len(c) + 2 for c in last)
+    reserve = sum(map(len, last)) + 2 * len(last)
     parts: list[str] = []
     budget = limit - len(head) - 2  # room for "; ".join(parts)
     used = 0  # len("; ".join(parts))
