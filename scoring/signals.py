@@ -44,7 +44,6 @@ from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from core.config.scoring import SIGNALS, ScoringConfig
-from core.titles import department_of
 from scoring.relationship import StrengthParts, contact_strengths, seniority_weights
 from store.models import (
     Account,
@@ -258,7 +257,7 @@ class _Builder:
         return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
     def rows(self, stmt: Select[Any]) -> Iterator[Any]:
-        result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
+        result = self.conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))
         for partition in result.partitions():
             yield from partition
 
@@ -293,7 +292,7 @@ class _Builder:
             self.values[name][at] = col
 
     def rows_in_partitions(self, stmt: Select[Any]) -> Iterator[Sequence[Any]]:
-        result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
+        result = self.conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))
         for partition in result.partitions():
             if partition:
                 yield partition
@@ -397,56 +396,38 @@ class _Builder:
             c.c.id.label("contact_id"), pc.c.touches, pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
             pc.c.one_way_emails, pc.c.engaged_touches, pc.c.meetings_180d, pc.c.active_buckets,
             (hours_between(self.conn, pc.c.last_touch, as_of) / 24.0).label("days_since"),
-            gone.label("gone"), level.label("level"), c.c.department, c.c.title, c.c.first_name, c.c.last_name,
-            c.c.email,
+            gone.label("gone"), level.label("level"), c.c.department,
         ).join(c, and_(c.c.source == pc.c[source.name], c.c.external_id == pc.c.contact_external_id))
         self._relationship_rows(stmt)
 
     def _relationship_rows(self, stmt: Select[Any]) -> None:
         """Per-contact rows -> per-contact strength -> per-account signals, vectorized.
 
-        Rows are streamed into a compact numeric matrix; text (names, departments) is kept only where it
-        can be shown: champion candidates and the contacts of ``detail_for`` accounts.
+        Rows are streamed into a compact numeric matrix. Names are read afterwards, only for the contacts that
+        can be shown: each account's champion and the contacts of ``detail_for`` accounts. A contact's department
+        is the stored one (connectors derive it from the title when the CRM has none).
         """
         rc = self.config.relationship
         n = len(self.accounts)
         min_prior = self.config.flags.champion_gone.min_prior_touches
         level_code = {level: k for k, level in enumerate(SENIORITY_LEVELS)}
         dept_code: dict[str, int] = {}  # lowercased department -> code
-        title_dept: dict[str | None, str | None] = {}
-        names: dict[int, str] = {}
-        departments: dict[int, str | None] = {}
+        department_name: dict[int, str] = {}
         blocks: list[np.ndarray] = []
-        result = self.conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(stmt)
         detail_pos = [self.pos[x] for x in self.detail_for if x in self.pos]
-
-        def department(given: str | None, title: str | None) -> str | None:
-            if given:
-                return given
-            if title not in title_dept:
-                title_dept[title] = department_of(title)
-            return title_dept[title]
-
-        # Column-wise per partition (zip, list comprehensions, numpy) rather than attribute access per row.
-        # Columns: 0 source, 1 account, 2 contact id, 3-12 numeric aggregates and gone, 13 seniority level code,
-        # 14 department, 15 title, 16 first name, 17 last name, 18 email.
-        for partition in result.partitions():
-            if not partition:
-                continue
+        # Column-wise per partition (zip, numpy) rather than a Python step per row. Columns: 0 source,
+        # 1 account, 2 contact id, 3-12 numeric aggregates and gone, 13 seniority level code, 14 department.
+        for partition in self.rows_in_partitions(stmt):
             cols = list(zip(*partition, strict=True))
             block = np.empty((len(partition), 14))
             keys = zip(cols[0], cols[1], strict=True)
             block[:, 0] = np.array(list(map(self.by_key.get, keys)), dtype=float)  # an unknown account: NaN
             block[:, 1:13] = np.array(cols[2:14], dtype=float).T
-            given_depts = list(map(department, cols[14], cols[15]))
-            codes = {d: dept_code.setdefault(d.lower(), len(dept_code)) if d else -1 for d in set(given_depts)}
-            block[:, 13] = [codes[d] for d in given_depts]
-            shown = (block[:, 2] - block[:, 7] >= min_prior) | np.isin(block[:, 0], detail_pos)
-            for k in np.flatnonzero(shown).tolist():
-                r = partition[k]
-                full = " ".join(x for x in (r.first_name, r.last_name) if x)
-                names[r.contact_id] = full or r.email or f"contact {r.contact_id}"
-                departments[r.contact_id] = given_depts[k]
+            codes: dict[str | None, int] = {None: -1, "": -1}
+            for d in set(cols[14]) - codes.keys():
+                codes[d] = dept_code.setdefault(d.lower(), len(dept_code))
+                department_name.setdefault(codes[d], d)  # as first written
+            block[:, 13] = [codes[d] for d in cols[14]]
             blocks.append(block)
         m = np.concatenate(blocks) if blocks else np.empty((0, 14))
         m = m[~np.isnan(m[:, 0])]
@@ -481,19 +462,34 @@ class _Builder:
         first = order[np.r_[True, pos[order][1:] != pos[order][:-1]]] if order.size else order
         champion_gone = np.zeros(n)
         reasons = {0: None, 1: "left", 2: "deleted"}
+        shown = np.flatnonzero(np.isin(pos, detail_pos))
+        names = self._contact_names(contact_ids[np.concatenate([first, shown])].tolist())
         for i in first:
             why = reasons[int(gone[i])] or ("stopped engaging" if engaged_touches[i] == 0 else None)
             self.champions[int(pos[i])] = Champion(names[int(contact_ids[i])], int(prior[i]), why)
             champion_gone[pos[i]] = 1.0 if why else 0.0
         self.values["champion_gone"] = champion_gone
-        for i in np.flatnonzero(np.isin(pos, detail_pos)):
+        for i in shown.tolist():
             cid = int(contact_ids[i])
             self.contacts.setdefault(int(pos[i]), []).append(ContactDetail(
-                cid, names[cid], SENIORITY_LEVELS[int(levels[i])], departments[cid], int(touches[i]), float(days[i]),
-                bool(engaged[i]), reasons[int(gone[i])], strengths.part(int(i)),
+                cid, names[cid], SENIORITY_LEVELS[int(levels[i])], department_name.get(int(depts[i])),
+                int(touches[i]), float(days[i]), bool(engaged[i]), reasons[int(gone[i])], strengths.part(i),
             ))
         for details in self.contacts.values():
             details.sort(key=lambda d: -d.parts.strength)
+
+    def _contact_names(self, ids: list[int]) -> dict[int, str]:
+        """Display names of these contacts: first and last name, else email, else ``contact <id>``."""
+        c = CON
+        names: dict[int, str] = {}
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), 5_000):
+            chunk = unique[start : start + 5_000]
+            stmt = select(c.c.id, c.c.first_name, c.c.last_name, c.c.email).where(c.c.id.in_(chunk))
+            for cid, first, last, email in self.conn.execute(stmt):
+                full = " ".join(x for x in (first, last) if x)
+                names[cid] = full or email or f"contact {cid}"
+        return names
 
     # --- support --------------------------------------------------------------------------------
     def support(self) -> None:
@@ -748,7 +744,7 @@ def load_accounts(conn: Connection, as_of: datetime, account_ids: Sequence[int] 
     return [
         AccountRow(id_, source, ext, name, domain, tier_of(tier), arr, renewal, created, band, until)
         for id_, source, ext, name, domain, tier, arr, renewal, created, band, until
-        in conn.execution_options(yield_per=STREAM_ROWS).execute(stmt)  # UtcDateTime: created is aware UTC
+        in conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))  # UtcDateTime: created is aware UTC
     ]
 
 

@@ -407,7 +407,7 @@ def _score_rows(conn: Connection, run_id: str, crms: Sequence[str]) -> Iterator[
         .where(sh.c.run_id == run_id, acc.c.source.in_(list(crms)), ~acc.c.is_deleted)
         .order_by(sh.c.account_id)
     )
-    result = conn.execution_options(yield_per=_ROW_CHUNK).execute(query)
+    result = conn.execute(query.execution_options(yield_per=_ROW_CHUNK))
     for chunk in result.partitions(_ROW_CHUNK):
         yield [
             ScoreRow(
