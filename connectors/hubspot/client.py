@@ -42,6 +42,7 @@ SYSTEM = "hubspot"
 T = TypeVar("T")
 SEARCH_PAGE_SIZE = 200
 SEARCH_RESULT_CAP = 10_000
+OWNERS_PAGE_SIZE = 500  # the owners list's largest page (HubSpot changelog, "Sunset of v2 Owners API")
 
 
 class SlidingWindowLimiter:
@@ -290,11 +291,11 @@ class HubSpotClient:
         return out
 
     def owners(self, *, archived: bool = False) -> Iterator[list[dict[str, Any]]]:
-        """Owners (users), page by page: ``id``, ``email``, ``firstName``, ``lastName``, ``archived``..."""
+        """Owners (users), ``OWNERS_PAGE_SIZE`` a page: ``id``, ``email``, ``firstName``, ``updatedAt``..."""
         api = self._api("crm.owners.owners_api")
         paginator = Paginator(SYSTEM, "owners")
         while True:
-            kwargs: dict[str, Any] = {"limit": 100, "archived": archived}
+            kwargs: dict[str, Any] = {"limit": OWNERS_PAGE_SIZE, "archived": archived}
             if paginator.token:
                 kwargs["after"] = paginator.token
             page = self.call_json("GET owners", api.get_page, **kwargs)

@@ -5,7 +5,9 @@ last modified time seen (records sharing it are read twice and deduplicated by t
 
 Archived records can only be listed (every page, in id order, no filter), so an increment sweeps them at most
 once per ``archived_sweep_hours``; the time of the last sweep is the stream's ``state_token``, which the sync
-stores with the cursor (``sync_state.cursor_token``).
+stores with the cursor (``sync_state.cursor_token``). Owners have no search either: an increment lists them all
+at most once per ``owners_refresh_hours``, the time of that refresh kept the same way. A skipped sweep or
+refresh is a note in the run report.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class HubSpotStream:
         self.archived = archived and spec.archived
         self.sweep_every = timedelta(hours=sweep_hours)
         self.now = now
-        self.state_token: str | None = None  # ISO time (UTC) the last archived sweep started
+        self.state_token: str | None = None  # ISO time (UTC) the last archived sweep (owners: refresh) started
         self.notes: list[str] = []  # what the last read chose not to do, for the run report
         props = [p.split(".", 1)[1] for p in mapper.source_fields() if p.startswith("properties.")]
         self.properties = list(dict.fromkeys([*props, self.cursor_field]))
@@ -131,19 +133,26 @@ class HubSpotStream:
             yield from self._archived(since)
 
     def restore_state(self, token: str | None) -> None:
-        """Take back the ``state_token`` saved by the last successful run (None: never swept)."""
+        """Take back the ``state_token`` saved by the last successful run (None: never swept or refreshed)."""
         self.state_token = token
+
+    def _due(self, what: str, every: timedelta, since: datetime | None) -> datetime | None:
+        """When this run's ``what`` starts, or None when the last one (``state_token``) was less than ``every`` ago,
+        with a note for the run report saying so. A backfill (``since`` None) is always due."""
+        started = self.now()
+        last = _as_datetime(self.state_token)
+        if since is None or last is None or started - last >= every:
+            return started
+        self.notes.append(f"{what} skipped: the last one was at {last.isoformat(timespec='seconds')}, "
+                          f"the next is due at {(last + every).isoformat(timespec='seconds')}")
+        return None
 
     def _archived(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
         """Archived records since the last sweep, when a sweep is due (always on a backfill)."""
-        self.notes = []
-        started = self.now()
-        last_sweep = _as_datetime(self.state_token)
-        if since is not None and last_sweep is not None and started - last_sweep < self.sweep_every:
-            due = (last_sweep + self.sweep_every).isoformat(timespec="seconds")
-            self.notes.append(f"archived sweep skipped: the last one was at "
-                              f"{last_sweep.isoformat(timespec='seconds')}, the next is due at {due}")
+        started = self._due("archived sweep", self.sweep_every, since)
+        if started is None:
             return
+        last_sweep = _as_datetime(self.state_token)
         # Archives between two sweeps are older than the cursor: read back to the last sweep, not the cursor.
         start = since if since is None or last_sweep is None else min(since, last_sweep - SWEEP_CLOCK_MARGIN)
         for page in self.client.list_pages(self.object_type, self.properties, archived=True,
@@ -152,20 +161,45 @@ class HubSpotStream:
         self.state_token = started.isoformat()
 
     def read(self, since: datetime | None) -> Iterator[Record | RejectedRecord]:
+        self.notes = []
         for page in self._pages(since):
             for raw in page:
                 yield self.mapper.map(raw)
 
 
 class OwnersStream(HubSpotStream):
-    """Owners have no search: every page is read and those changed since the cursor are yielded."""
+    """Owners have no search: a refresh lists every owner and yields those changed since the cursor.
+
+    Owners rarely change, so an increment refreshes at most once per ``refresh_hours`` (0: every run); a
+    backfill always does. An owner changed between two refreshes is yielded by the next one (the cursor does not
+    move without a refresh).
+    """
+
+    def __init__(
+        self,
+        spec: TypeSpec,
+        mapper: RecordMapper,
+        client: HubSpotClient,
+        *,
+        refresh_hours: float = 0.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(spec, mapper, client, archived=False, now=now)
+        self.refresh_every = timedelta(hours=refresh_hours)
+        self.listed = 0  # owners listed by the last read (0: no refresh was due)
 
     def is_ordered(self, since: datetime | None) -> bool:
         return False
 
     def _pages(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        self.listed = 0
+        started = self._due("owners refresh", self.refresh_every, since)
+        if started is None:
+            return
         for page in self.client.owners():
+            self.listed += len(page)
             yield [r for r in page if since is None or (_as_datetime(r.get("updatedAt")) or since) >= since]
+        self.state_token = started.isoformat()
 
 
 class HubSpotConnector:
@@ -200,9 +234,12 @@ class HubSpotConnector:
                 finish=spec.finish(config.deal_kind),
             )
             actual = replace(spec, object_type=override.object) if override.object else spec
-            cls = OwnersStream if spec.stream == "owners" else HubSpotStream
-            self._streams.append(cls(actual, mapper, client, archived=config.archived,
-                                     sweep_hours=config.archived_sweep_hours, now=now))
+            if spec.stream == "owners":
+                self._streams.append(OwnersStream(actual, mapper, client, refresh_hours=config.owners_refresh_hours,
+                                                  now=now))
+            else:
+                self._streams.append(HubSpotStream(actual, mapper, client, archived=config.archived,
+                                                   sweep_hours=config.archived_sweep_hours, now=now))
 
     def check(self) -> None:
         """One small call that proves the token works."""

@@ -82,6 +82,9 @@ class HubSpotSourceConfig(StrictModel):
     archived_sweep_hours: float = Field(
         default=24, ge=0, description="Hours between sweeps of archived records on incremental runs (0: every run)."
     )
+    owners_refresh_hours: float = Field(
+        default=24, ge=0, description="Hours between listings of every owner on incremental runs (0: every run)."
+    )
 
 
 class HttpAuthConfig(StrictModel):

@@ -129,14 +129,15 @@ def test_full_then_incremental_makes_the_minimum_calls_and_changes_nothing(
     assert all(calls == 1 for k, calls in sf_calls.items() if k != "salesforce/opportunities"), sf_calls
     assert sf_calls["salesforce/opportunities"] == 2
     # HubSpot: one search per object plus one association read per associated type (of the records that share
-    # the cursor's timestamp), owners one list; the archived lists were swept by the first run and are not
-    # listed again within archived_sweep_hours, and the report says so.
+    # the cursor's timestamp); the archived lists and the owners were listed by the first run and are not
+    # listed again within archived_sweep_hours and owners_refresh_hours, and the report says so.
     hs_calls = {k: r.api_calls for k, r in second.items() if k.startswith("hubspot/")}
     assert hs_calls == {"hubspot/companies": 1, "hubspot/contacts": 2, "hubspot/deals": 3, "hubspot/tickets": 2,
-                        "hubspot/owners": 1, "hubspot/calls": 3, "hubspot/emails": 3, "hubspot/meetings": 3,
+                        "hubspot/owners": 0, "hubspot/calls": 3, "hubspot/emails": 3, "hubspot/meetings": 3,
                         "hubspot/notes": 3}
     skipped = [k for k, r in second.items() if any(n.startswith("archived sweep skipped") for n in r.notes)]
     assert skipped == ["hubspot/companies", "hubspot/contacts", "hubspot/deals", "hubspot/tickets"]
+    assert [n.split(":")[0] for n in second["hubspot/owners"].notes] == ["owners refresh skipped"]
     assert all(second[k].pages <= first[k].pages for k in second)
     assert stats.snapshot("hubspot").rate_limited == 0
 

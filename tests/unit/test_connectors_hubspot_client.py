@@ -161,3 +161,17 @@ def test_property_groups_lists_the_groups_of_an_object_type_as_json():
     assert [g["name"] for g in listed] == ["companyinformation", "customer_health"]
     assert listed[1]["displayOrder"] == 3
     assert stats.snapshot("hubspot").calls == 1
+
+
+def test_owners_are_listed_at_the_largest_page_hubspot_serves():
+    first = {"results": [{"id": str(n)} for n in range(500)], "paging": {"next": {"after": "500"}}}
+    last = {"results": [{"id": "500"}]}
+    fake = FakeHubSpot([("GET", "/crm/v3/owners/", _response(200, first)),
+                        ("GET", "/crm/v3/owners/", _response(200, last))])
+    with patched(fake):
+        client, _, stats = _client(fake)
+        pages = list(client.owners())
+    assert [len(p) for p in pages] == [500, 1]
+    assert [(int(r[2]["limit"]), r[2].get("after")) for r in fake.requests] == [(500, None), (500, "500")]
+    assert (stats.snapshot("hubspot").calls, stats.snapshot("hubspot").pages) == (2, 2)
+
