@@ -43,6 +43,9 @@ T = TypeVar("T")
 SEARCH_PAGE_SIZE = 200
 SEARCH_RESULT_CAP = 10_000
 OWNERS_PAGE_SIZE = 500  # the owners list's largest page (HubSpot changelog, "Sunset of v2 Owners API")
+# Ids per associations batch read, v3 and v4 (HubSpot changelog, "Batch Read Limit for HubSpot Associations API"):
+# a whole search page's associations of one type in one call.
+ASSOCIATION_BATCH_SIZE = 1000
 
 
 class SlidingWindowLimiter:
@@ -278,11 +281,12 @@ class HubSpotClient:
         return outcome
 
     def associations(self, from_type: str, ids: Sequence[str], to_type: str) -> dict[str, list[str]]:
-        """Associated ids of ``to_type`` for each id of ``from_type`` (v4 batch read, 100 ids a call)."""
+        """Associated ids of ``to_type`` for each id of ``from_type`` (v4 batch read, ``ASSOCIATION_BATCH_SIZE`` ids
+        a call)."""
         api = self._api("crm.associations.v4.batch_api")
         out: dict[str, list[str]] = {i: [] for i in ids}
-        for start in range(0, len(ids), 100):
-            body = {"inputs": [{"id": i} for i in ids[start : start + 100]]}
+        for start in range(0, len(ids), ASSOCIATION_BATCH_SIZE):
+            body = {"inputs": [{"id": i} for i in ids[start : start + ASSOCIATION_BATCH_SIZE]]}
             page = self.call_json(f"POST associations/{from_type}/{to_type}/batch/read", api.get_page, from_type,
                                   to_type, body)
             for row in page.get("results") or []:

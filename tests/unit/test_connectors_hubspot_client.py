@@ -175,3 +175,17 @@ def test_owners_are_listed_at_the_largest_page_hubspot_serves():
     assert [(int(r[2]["limit"]), r[2].get("after")) for r in fake.requests] == [(500, None), (500, "500")]
     assert (stats.snapshot("hubspot").calls, stats.snapshot("hubspot").pages) == (2, 2)
 
+
+def test_associations_of_a_search_page_are_read_in_one_batch_of_up_to_1000_ids():
+    def answer(ids: range) -> urllib3.HTTPResponse:
+        results = [{"from": {"id": str(i)}, "to": [{"toObjectId": 9000 + i}]} for i in ids]
+        return _response(200, {"status": "COMPLETE", "results": results, "startedAt": "2026-01-01T00:00:00Z",
+                               "completedAt": "2026-01-01T00:00:01Z"})
+
+    fake = FakeHubSpot([("POST", "/crm/v4/associations/calls/companies/batch/read", answer(range(1000))),
+                        ("POST", "/crm/v4/associations/calls/companies/batch/read", answer(range(1000, 1500)))])
+    with patched(fake):
+        client, _, _ = _client(fake)
+        found = client.associations("calls", [str(i) for i in range(1500)], "companies")
+    assert [len(r[2]["inputs"]) for r in fake.requests] == [1000, 500]
+    assert (len(found), found["1499"]) == (1500, ["10499"])
