@@ -361,18 +361,22 @@ class SalesforceConnector:
         return list(self._streams)
 
     def check_fields(self) -> list[str]:
-        """Every mapped field that does not exist or is not readable, as ``Object.Field: why``."""
+        """Every mapped field that does not exist or is not readable, as ``Object.Field: why``.
+
+        The objects are described together, 25 to a Composite call (one API call), not one call per object.
+        """
         problems: list[str] = []
-        described: dict[str, dict[str, Any] | None] = {}
+        names = list(dict.fromkeys(s.sobject for s in self._streams))
+        try:
+            described = self.client.describe_many(names)
+        except ApiError as exc:  # the Composite call itself failed: no object could be described
+            described = dict.fromkeys(names, exc)
         for stream in self._streams:
-            if stream.sobject not in described:
-                try:
-                    described[stream.sobject] = self.client.describe(stream.sobject)
-                except ApiError as exc:
-                    described[stream.sobject] = None
-                    problems.append(f"{stream.sobject}: object cannot be described ({exc.user_message})")
             describe = described[stream.sobject]
-            if describe is None:
+            if isinstance(describe, ApiError):
+                problem = f"{stream.sobject}: object cannot be described ({describe.user_message})"
+                if problem not in problems:  # once per object, however many streams read it
+                    problems.append(problem)
                 continue
             by_name = {f["name"].lower(): f for f in describe.get("fields", [])}
             relationships = {str(f.get("relationshipName") or "").lower() for f in describe.get("fields", [])}

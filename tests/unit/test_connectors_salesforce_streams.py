@@ -183,3 +183,52 @@ def test_a_refused_record_count_falls_back_to_one_count_per_backfilling_object()
         assert not preflight.goes_bulk(sobject)
     assert client.asked == [("recordCount", ["Account", "Contact", "Task", "Event"]), ("count", ["Account"]),
                             ("count", ["Contact"])]
+
+
+class DescribeClient:
+    """Composite describes from a field list per object (an object not listed does not exist); records the calls."""
+
+    def __init__(self, fields: dict[str, list[str]], *, refused: bool = False) -> None:
+        self.fields, self.refused = fields, refused
+        self.asked: list[list[str]] = []
+        self.stats = ApiStats()
+
+    def describe_many(self, sobjects: list[str]) -> dict[str, dict[str, Any] | ApiError]:
+        self.asked.append(list(sobjects))
+        if self.refused:
+            raise FatalApiError("salesforce answered 403 API_DISABLED_FOR_ORG", system="salesforce", status=403)
+        return {name: {"fields": [{"name": f.split(".")[0] + ("Id" if "." in f else ""),
+                                   "relationshipName": f.split(".")[0] if "." in f else None}
+                                  for f in self.fields[name]]}
+                if name in self.fields else FatalApiError(f"describe of {name} (composite): NOT_FOUND",
+                                                          system="salesforce", status=404)
+                for name in sobjects}
+
+
+def _checked(client: DescribeClient) -> list[str]:
+    config = SalesforceSourceConfig(
+        enabled=True, streams={"accounts": StreamConfig(extra_fields={"risk": "Churn_Risk__c"})},
+        custom_objects=[{"name": "usage", "object": "Usage__c", "entity": "usage_metrics",
+                         "fields": {"account_external_id": "Account__c"}}])
+    return SalesforceConnector(client, config, LimitsConfig()).check_fields()  # type: ignore[arg-type]
+
+
+def _every_default_field() -> dict[str, list[str]]:
+    """Each standard object's describe as the default mapping needs it (``Churn_Risk__c`` and ``Usage__c`` not)."""
+    default = SalesforceConnector(DescribeClient({}), SalesforceSourceConfig(enabled=True), LimitsConfig())  # type: ignore[arg-type]
+    return {s.sobject: list(s.fields) for s in default.streams() if isinstance(s, SoqlStream)}
+
+
+def test_check_fields_describes_every_object_in_one_composite_call_and_names_what_is_missing() -> None:
+    client = DescribeClient(_every_default_field())
+    assert _checked(client) == ["Account.Churn_Risk__c: no such field (stream accounts)",
+                                "Usage__c: object cannot be described (describe of Usage__c (composite): NOT_FOUND)"]
+    assert client.asked == [["Account", "Contact", "User", "Opportunity", "Case", "Task", "Event", "Usage__c"]]
+
+
+def test_check_fields_names_every_object_when_the_composite_call_itself_fails() -> None:
+    client = DescribeClient(_every_default_field(), refused=True)
+    assert _checked(client) == [f"{name}: object cannot be described (salesforce answered 403 API_DISABLED_FOR_ORG)"
+                                for name in ("Account", "Contact", "User", "Opportunity", "Case", "Task", "Event",
+                                             "Usage__c")]
+    assert len(client.asked) == 1
