@@ -4,13 +4,24 @@ Reports wall time, API calls per stream against the floor, retries, HubSpot 429s
 pulling process. The sandbox runs in a child process, so its memory is not counted. Targets: calls within 5% of
 the floor, peak RSS under 300 MB, no HubSpot 429 at the default limit.
 
-The floor of a stream is ceil(records read / page size), at least 1: 10,000 rows per Bulk API 2.0 results page or
-``limits.salesforce.query_batch_size`` per REST page for Salesforce, ``limits.hubspot.page_size`` for HubSpot; for
-Salesforce opportunities it adds the pages of contact roles read with them, by the same rule. A Bulk stream's
-Bulk minimum adds 2 calls per Bulk job (the job create and one status check, inherent to Bulk API 2.0). The calls
-the Salesforce connector makes once per run for every stream (its backfill preflight: one ``limits/recordCount``,
-one Composite describe per 25 Bulk objects) are taken out of the stream that happened to make them and shown on
-their own ``salesforce/(preflight)`` row, with a floor of 0. Each system's total sums its rows, preflight included.
+The floor of a stream is the calls its records inherently cost, at least 1 unless said otherwise:
+
+- Salesforce, both runs: ceil(records read / page size), 10,000 rows per Bulk API 2.0 results page or
+  ``limits.salesforce.query_batch_size`` per REST page; opportunities add the pages of contact roles read with
+  them, by the same rule. A Bulk stream's Bulk minimum adds 2 calls per Bulk job (the job create and one status
+  check, inherent to Bulk API 2.0). The calls the Salesforce connector makes once per run for every stream (its
+  backfill preflight: one ``limits/recordCount``, one Composite describe per 25 Bulk objects) are taken out of
+  the stream that happened to make them and shown on their own ``salesforce/(preflight)`` row, with a floor of 0.
+- HubSpot full pull: ceil(records / ``limits.hubspot.page_size``) list pages (associations come inline with
+  them); owners ceil(owners / ``OWNERS_PAGE_SIZE``), the owners list's own largest page.
+- HubSpot incremental run: objects are searched, ceil(records / ``SEARCH_PAGE_SIZE``) search pages, plus, for a
+  stream that reads associations, one v4 batch read per associated type for each ``ASSOCIATION_BATCH_SIZE`` ids
+  of a non-empty search page (HubSpot's batch limit is above a search page, so one per type per page). Owners
+  have no search: a refresh costs ceil(owners listed / ``OWNERS_PAGE_SIZE``), and a run within
+  ``owners_refresh_hours`` of the last refresh needs no call (floor 0). An archived sweep that is due (none is
+  within ``archived_sweep_hours`` of the last, as the bench's incremental run is) would count above the floor.
+
+Each system's total sums its rows, preflight included.
 
     .venv/bin/python -m bench.pull --accounts 50000 [--sources salesforce,hubspot] [--database-url URL] [--json]
 """
@@ -26,11 +37,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from connectors.base import ApiStats
 from connectors.credentials import Credentials
+from connectors.hubspot.client import ASSOCIATION_BATCH_SIZE, OWNERS_PAGE_SIZE, SEARCH_PAGE_SIZE
 from connectors.registry import build_connectors
 from core.config.runtime import LimitsConfig
 from core.config.sources import SourcesConfig
@@ -55,10 +68,28 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _page_size(report: StreamReport, limits: LimitsConfig, bulk_pages: bool) -> int:
-    if report.source == "salesforce":
-        return BULK_PAGE if bulk_pages else limits.salesforce.query_batch_size
-    return limits.hubspot.page_size
+@dataclass(frozen=True)
+class HubSpotReads:
+    """What the HubSpot floor needs from the connector: associated types per stream, owners its last read listed."""
+
+    association_types: dict[str, int]
+    owners_listed: int | None  # None: the owners refresh was not due
+
+
+def _salesforce_page(limits: LimitsConfig, bulk_pages: bool) -> int:
+    return BULK_PAGE if bulk_pages else limits.salesforce.query_batch_size
+
+
+def _hubspot_floor(report: StreamReport, limits: LimitsConfig, reads: HubSpotReads, incremental: bool) -> int:
+    """A HubSpot stream's floor, as the module docstring defines it."""
+    if report.stream == "owners":
+        return 0 if reads.owners_listed is None else max(1, math.ceil(reads.owners_listed / OWNERS_PAGE_SIZE))
+    if not incremental:
+        return max(1, math.ceil(report.read / limits.hubspot.page_size))
+    full_pages, rest = divmod(report.read, SEARCH_PAGE_SIZE)
+    per_type = (full_pages * math.ceil(SEARCH_PAGE_SIZE / ASSOCIATION_BATCH_SIZE)
+                + math.ceil(rest / ASSOCIATION_BATCH_SIZE))  # association batch reads per associated type
+    return max(1, full_pages + (rest > 0)) + reads.association_types.get(report.stream, 0) * per_type
 
 
 def _over(calls: int, floor: int) -> float | None:
@@ -67,16 +98,19 @@ def _over(calls: int, floor: int) -> float | None:
 
 def _rows(
     reports: list[StreamReport], limits: LimitsConfig, bulk: set[str], roles: dict[str, tuple[int, str]],
-    preflight: dict[str, int],
+    preflight: dict[str, int], hubspot: HubSpotReads, *, incremental: bool,
 ) -> list[dict[str, Any]]:
     """One row per stream (its calls without the preflight's), then the preflight row when it made calls."""
     rows: list[dict[str, Any]] = []
     for r in reports:
         jobs = int(r.source == "salesforce" and r.stream in bulk)
-        floor = max(1, math.ceil(r.read / _page_size(r, limits, bool(jobs))))
+        if r.source == "hubspot":
+            floor = _hubspot_floor(r, limits, hubspot, incremental)
+        else:
+            floor = max(1, math.ceil(r.read / _salesforce_page(limits, bool(jobs))))
         if r.source == "salesforce" and r.stream in roles:
             role_count, mode = roles[r.stream]
-            floor += math.ceil(role_count / _page_size(r, limits, mode == "bulk"))
+            floor += math.ceil(role_count / _salesforce_page(limits, mode == "bulk"))
             jobs += mode == "bulk"
         calls = r.api_calls - (preflight.get(r.stream, 0) if r.source == "salesforce" else 0)
         rows.append({
@@ -111,6 +145,13 @@ def _roles_read(connectors: list[Any]) -> dict[str, tuple[int, str]]:
     """Salesforce streams that read contact roles: (roles read by the last pull, "bulk" or "rest")."""
     return {s.name: s.roles_read for c in connectors if c.name == "salesforce" for s in c.streams()
             if getattr(s, "contact_roles", False)}
+
+
+def _hubspot_reads(connectors: list[Any]) -> HubSpotReads:
+    """The HubSpot streams' associated types, and the owners the owners stream listed in the last pull."""
+    streams = [s for c in connectors if c.name == "hubspot" for s in c.streams()]
+    return HubSpotReads({s.name: len(s.associations) for s in streams},
+                        next((s.listed for s in streams if s.name == "owners"), None))
 
 
 def _preflight_calls(connectors: list[Any]) -> dict[str, int]:
@@ -157,11 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         full = pull_all(engine, connectors, run_id="bench-full", limits=limits)
         full_seconds = time.monotonic() - t0
         bulk = {s.name for c in connectors for s in c.streams() if getattr(s, "backfill_mode", None) == "bulk"}
-        full_rows = _rows(full, limits, bulk, _roles_read(connectors), _preflight_calls(connectors))
+        full_rows = _rows(full, limits, bulk, _roles_read(connectors), _preflight_calls(connectors),
+                          _hubspot_reads(connectors), incremental=False)
         t1 = time.monotonic()
         incremental = pull_all(engine, connectors, run_id="bench-incr", limits=limits)
         incr_seconds = time.monotonic() - t1
-        incr_rows = _rows(incremental, limits, set(), _roles_read(connectors), _preflight_calls(connectors))
+        incr_rows = _rows(incremental, limits, set(), _roles_read(connectors), _preflight_calls(connectors),
+                          _hubspot_reads(connectors), incremental=True)
         result = {
             "accounts": args.accounts,
             "database": engine.dialect.name,

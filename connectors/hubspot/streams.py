@@ -186,16 +186,17 @@ class OwnersStream(HubSpotStream):
     ) -> None:
         super().__init__(spec, mapper, client, archived=False, now=now)
         self.refresh_every = timedelta(hours=refresh_hours)
-        self.listed = 0  # owners listed by the last read (0: no refresh was due)
+        self.listed: int | None = None  # owners listed by the last read (None: no refresh was due)
 
     def is_ordered(self, since: datetime | None) -> bool:
         return False
 
     def _pages(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
-        self.listed = 0
+        self.listed = None
         started = self._due("owners refresh", self.refresh_every, since)
         if started is None:
             return
+        self.listed = 0
         for page in self.client.owners():
             self.listed += len(page)
             yield [r for r in page if since is None or (_as_datetime(r.get("updatedAt")) or since) >= since]

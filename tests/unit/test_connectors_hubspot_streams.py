@@ -122,7 +122,7 @@ def test_an_increment_within_the_refresh_period_lists_no_owner_and_says_so() -> 
     assert client.calls == []
     assert stream.notes == ["owners refresh skipped: the last one was at 2026-02-28T13:00:00+00:00, "
                             "the next is due at 2026-03-01T13:00:00+00:00"]
-    assert (stream.state_token, stream.listed) == ((START - timedelta(hours=23)).isoformat(), 0)
+    assert (stream.state_token, stream.listed) == ((START - timedelta(hours=23)).isoformat(), None)
 
 
 def test_a_due_refresh_lists_every_owner_and_yields_those_changed_since_the_cursor() -> None:
