@@ -33,7 +33,7 @@ PERSIST_BATCH = 2_000
 MAX_DRIVERS = 10  # more never fit in 255 characters
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountScore:
     """One account's result, as writeback and reports use it. Scores are points 0-100; days are whole days."""
 

@@ -148,6 +148,8 @@ class SignalFrame:
             self._names = list(self.values)
             self._matrix = (np.column_stack([self.values[n] for n in self._names]) if self._names
                             else np.empty((len(self.accounts), 0)))
+            for j, name in enumerate(self._names):  # the columns become views of the matrix: one copy in memory
+                self.values[name] = self._matrix[:, j]
         return self._matrix
 
     def row(self, pos: int) -> dict[str, float | None]:
@@ -222,6 +224,13 @@ class _Builder:
         self.values: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name in SIGNALS}
         self.champions: dict[int, Champion] = {}
         self.contacts: dict[int, list[ContactDetail]] = {}
+
+    def days_before(self, when: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Days (fractional) from ``when`` to as_of. On SQLite as_of's julian day is a constant, so a row costs
+        one julianday() instead of two."""
+        if self.conn.dialect.name == "sqlite":
+            return literal(self.as_of.timestamp() / 86400.0 + 2440587.5) - func.julianday(when)
+        return func.date_part("epoch", literal(self.as_of, UtcDateTime()) - when) / 86400.0
 
     def ago(self, days: float) -> datetime:
         return self.as_of - timedelta(days=days)
@@ -305,11 +314,7 @@ class _Builder:
         two_way = and_(is_touch, a.c.direction.in_(("two_way", "inbound")))
         t90 = self.ago(90)
         source, account, only = self.account_key(a)
-        as_of = literal(self.as_of, UtcDateTime())
-
-        def days_since(when: ColumnElement[Any]) -> ColumnElement[Any]:
-            return hours_between(self.conn, when, as_of) / 24.0
-
+        days_since = self.days_before
         stmt = (
             select(
                 source,
@@ -350,10 +355,9 @@ class _Builder:
         as_of = literal(self.as_of, UtcDateTime())
         # Regularity: how many of the window's periods (period 0 ends at as_of) had a touch. A touch exactly at
         # the window's start belongs to the last period.
-        period = _floor(self.conn, hours_between(self.conn, p.c.occurred_at, as_of)
-                        / (24.0 * rc.window_days / rc.regularity_buckets))
-        last_period = rc.regularity_buckets - 1
-        period = case((period > last_period, last_period), else_=period)
+        period = _floor(self.conn, self.days_before(p.c.occurred_at) / (rc.window_days / rc.regularity_buckets))
+        least = func.min if self.conn.dialect.name == "sqlite" else func.least  # SQLite's min(a, b) is scalar
+        period = least(period, rc.regularity_buckets - 1)
         email = p.c.activity_type == "email"
         email_two_way = and_(email, p.c.direction.in_(("inbound", "two_way")))
         email_one_way = and_(email, or_(p.c.direction.is_(None), not_(p.c.direction.in_(("inbound", "two_way")))))
@@ -395,7 +399,7 @@ class _Builder:
             pc.c[source.name].label("source_key"), pc.c[account.name].label("account_key"),
             c.c.id.label("contact_id"), pc.c.touches, pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
             pc.c.one_way_emails, pc.c.engaged_touches, pc.c.meetings_180d, pc.c.active_buckets,
-            (hours_between(self.conn, pc.c.last_touch, as_of) / 24.0).label("days_since"),
+            self.days_before(pc.c.last_touch).label("days_since"),
             gone.label("gone"), level.label("level"), c.c.department,
         ).join(c, and_(c.c.source == pc.c[source.name], c.c.external_id == pc.c.contact_external_id))
         self._relationship_rows(stmt)
@@ -430,6 +434,7 @@ class _Builder:
             block[:, 13] = [codes[d] for d in cols[14]]
             blocks.append(block)
         m = np.concatenate(blocks) if blocks else np.empty((0, 14))
+        blocks.clear()  # the partitions' copies go before the filtered one is made (peak memory)
         m = m[~np.isnan(m[:, 0])]
         pos = m[:, 0].astype(np.int64)
         contact_ids = m[:, 1].astype(np.int64)
@@ -486,7 +491,7 @@ class _Builder:
         for start in range(0, len(unique), 5_000):
             chunk = unique[start : start + 5_000]
             stmt = select(c.c.id, c.c.first_name, c.c.last_name, c.c.email).where(c.c.id.in_(chunk))
-            for cid, first, last, email in self.conn.execute(stmt):
+            for cid, first, last, email in self.conn.execute(stmt).all():
                 full = " ".join(x for x in (first, last) if x)
                 names[cid] = full or email or f"contact {cid}"
         return names
