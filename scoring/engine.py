@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy import Connection, Engine, Table, func, select
 
 from core.config.scoring import FLAG_NAMES, ScoringConfig
 from scoring.bands import active_override, apply_hysteresis, band_of, direction_of
@@ -25,6 +25,7 @@ from scoring.flags import FlagState, flag_states
 from scoring.scorecard import CardResult, apply_scorecard, assign_scorecards
 from scoring.signals import SignalFrame, compute_signals
 from store.models import ScoreHistory
+from store.upsert import append_rows
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +421,7 @@ def score_accounts(
         results.extend(score for score, _ in summaries)
         if persist and summaries:
             with engine.begin() as conn:
-                conn.execute(insert(SH), [row for _, row in summaries])
+                append_rows(conn, SH, [row for _, row in summaries])
     bands = Counter(r.band for r in results)
     result = ScoringResult(
         run_id=run_id,

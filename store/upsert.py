@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select
+from sqlalchemy import JSON, Connection, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.domains import normalize_domain
 from core.records import AccountRecord, ActivityRecord, CanonicalRecord, now_utc
+from store.db import json_dumps
 from store.models import SYNCED_MODELS, AccountDomain, ActivityParticipant
 
 
@@ -54,6 +55,41 @@ def upsert_rows(
         stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
     conn.execute(stmt, list(rows))
     return len(rows)
+
+
+def append_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert new rows (no conflict handling); all rows have the same columns. Returns the rows sent.
+
+    On PostgreSQL through COPY, which takes 100k score-history rows in a few seconds where one INSERT per row
+    in a pipeline took 15 s; values are bound as the columns' types would (JSON through ``json_dumps``,
+    aware datetimes as naive UTC). Elsewhere one executemany.
+    """
+    if not rows:
+        return 0
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), list(rows))
+        return len(rows)
+    columns = list(rows[0].keys())
+    binders = [_copy_binder(table.c[name].type, conn) for name in columns]
+    names = ", ".join(conn.dialect.identifier_preparer.quote(name) for name in columns)
+    target = conn.dialect.identifier_preparer.format_table(table)
+    driver = conn.connection.driver_connection  # psycopg's connection, in the transaction SQLAlchemy holds
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([bind(row[name]) for bind, name in zip(binders, columns, strict=True)])
+    finally:
+        cursor.close()
+    return len(rows)
+
+
+def _copy_binder(column_type: Any, conn: Connection) -> Any:
+    """A value as COPY should receive it: JSON as text, others through the type's own bind processing."""
+    if isinstance(column_type, JSON):
+        return lambda v: None if v is None else json_dumps(v)
+    return column_type.bind_processor(conn.dialect) or (lambda v: v)
 
 
 def _row(record: CanonicalRecord, synced_at: datetime, columns: set[str]) -> dict[str, Any]:

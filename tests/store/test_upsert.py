@@ -83,3 +83,36 @@ def test_large_batches_are_split_under_the_parameter_limit(store_engine: Engine)
         upsert_records(conn, records)
     with store_engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Account)).scalar_one() == 5_000
+
+
+def test_append_rows_keeps_json_text_times_and_nulls_exactly(store_engine: Engine) -> None:
+    """append_rows (COPY on PostgreSQL) stores what an INSERT would: awkward text survives COPY's escaping."""
+    from datetime import timedelta, timezone
+
+    from store.models import ScoreHistory
+    from store.upsert import append_rows
+
+    with store_engine.begin() as conn:
+        upsert_records(conn, [AccountRecord(source="salesforce", external_id="001X", name="X")])
+        account_id = conn.execute(select(Account.id)).scalar_one()
+    awkward = 'tab\there, new\nline, back\\slash, quote " and \u00e9\u4e2d, \\N'
+    row = {
+        "run_id": "r1", "account_id": account_id, "scored_at": T0,
+        "as_of": T0.astimezone(timezone(timedelta(hours=-5))), "scorecard": "default", "score": 42.5,
+        "band": "yellow", "computed_band": "yellow", "coverage": 0.9, "low_confidence": False, "trend_delta": None,
+        "trend_days": 30, "direction": None, "relationship_capital": 12.25, "thread_count": 2,
+        "flags": {"lonely_client": {"on": True, "reason": awkward}},
+        "measures": [{"name": "nps", "raw": None, "points": 14.29}], "signals": {"arr": 1e6},
+        "drivers": awkward, "override_band": None,
+    }
+    with store_engine.begin() as conn:
+        assert append_rows(conn, ScoreHistory.__table__, [row, {**row, "run_id": "r2"}]) == 2  # type: ignore[arg-type]
+    from sqlalchemy.orm import Session
+
+    with Session(store_engine) as session:
+        stored = list(session.scalars(select(ScoreHistory).order_by(ScoreHistory.run_id)))
+    first = stored[0]
+    assert [s.run_id for s in stored] == ["r1", "r2"]
+    assert (first.scored_at, first.as_of) == (T0, T0)
+    assert first.flags == row["flags"] and first.measures == row["measures"] and first.signals == {"arr": 1e6}
+    assert (first.drivers, first.trend_delta, first.low_confidence) == (awkward, None, False)
