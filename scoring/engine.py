@@ -96,7 +96,7 @@ class ScoringResult:
     scorecard_counts: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PastScore:
     score: float
     as_of: datetime

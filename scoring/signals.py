@@ -81,7 +81,7 @@ HIGH_PRIORITY = ("p1", "p2")
 STREAM_ROWS = 20_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountRow:
     """The account facts scoring needs (no activity)."""
 
@@ -113,7 +113,7 @@ class ContactDetail:
     parts: StrengthParts
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Champion:
     name: str
     prior_touches: int
