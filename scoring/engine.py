@@ -162,7 +162,8 @@ class _CardColumns:
     shares_r: list[float]  # rounded to 4 digits
 
     @classmethod
-    def of(cls, cr: CardResult, rows: np.ndarray) -> _CardColumns:
+    def of(cls, cr: CardResult, rows: np.ndarray, *, full: bool = True) -> _CardColumns:
+        """Columns of these rows of ``cr``; without ``full``, only what a score needs (not what history stores)."""
         raw: list[Sequence[float | str | None]] = []
         for col in cr.raw:
             if isinstance(col, list):
@@ -176,10 +177,10 @@ class _CardColumns:
         return cls(
             raw=raw,
             points=points.tolist(),
-            points_r=[_nones(row) for row in np.round(points, 2).tolist()],
+            points_r=[_nones(row) for row in np.round(points, 2).tolist()] if full else [],
             weights=weights.tolist(),
-            contributions=np.round(np.where(skipped, 0.0, weights * points), 2).tolist(),
-            has_data=cr.has_data[rows].tolist(),
+            contributions=np.round(np.where(skipped, 0.0, weights * points), 2).tolist() if full else [],
+            has_data=cr.has_data[rows].tolist() if full else [],
             negative=_ranked(impact, impact < 0),
             positive=_ranked(-impact, impact > 0),
             shares=[float(x) for x in cr.shares],
@@ -237,7 +238,7 @@ class FrameScores:
     def score(self, pos: int) -> float:
         return float(self.cards[self.card_of[pos]].score[self.row_of[pos]])
 
-    def _prepare(self, positions: Sequence[int]) -> None:
+    def _prepare(self, positions: Sequence[int], *, full: bool = True) -> None:
         """Build the per-card columns of these accounts, dropping those of the previous chunk."""
         pos = np.asarray(positions, dtype=int)
         cards = self.card_of[pos]
@@ -245,12 +246,12 @@ class FrameScores:
         for card in np.unique(cards).tolist():
             rows = self.row_of[pos[cards == card]]
             index = {r: i for i, r in enumerate(rows.tolist())}
-            self._block[card] = (_CardColumns.of(self.cards[card], rows), index)
+            self._block[card] = (_CardColumns.of(self.cards[card], rows, full=full), index)
 
-    def _columns_of(self, pos: int) -> tuple[CardResult, _CardColumns, int]:
+    def _columns_of(self, pos: int, *, full: bool = False) -> tuple[CardResult, _CardColumns, int]:
         card, row = int(self.card_of[pos]), int(self.row_of[pos])
         block = self._block.get(card)
-        if block is None or row not in block[1]:
+        if block is None or row not in block[1] or (full and not block[0].has_data):
             self._prepare([pos])
             block = self._block[card]
         return self.cards[card], block[0], block[1][row]
@@ -308,7 +309,7 @@ class FrameScores:
     def detail(self, pos: int) -> AccountDetail:
         """One account's full result, every measure phrased (explanations)."""
         core = self.core(pos)
-        cr, cols, i = self._columns_of(pos)
+        cr, cols, i = self._columns_of(pos, full=True)
         measures: list[MeasureDetail] = []
         for j, m in enumerate(cr.card.measures):
             raw, pts, w = cols.raw[j][i], cols.points[i][j], cols.weights[i][j]
@@ -332,7 +333,7 @@ class FrameScores:
         matrix = frame.matrix()[positions.start : positions.stop]
         plain = matrix.tolist()
         rounded = np.round(matrix, 4).tolist() if rows else []
-        self._prepare(positions)
+        self._prepare(positions, full=rows)
         isnan = math.isnan
         out: list[tuple[AccountScore, dict[str, Any]]] = []
         for k, pos in enumerate(positions):

@@ -160,7 +160,11 @@ def test_a_runs_results_are_what_explain_shows_for_every_account(loaded: tuple[E
     with engine.connect() as conn:
         frame = compute_signals(conn, CONFIG, as_of)
     fs = score_frame(frame, CONFIG, History({}, {}))
+    dry = fs.summaries(range(len(frame)), "run-x", as_of, rows=False)  # a dry run builds no history rows
+    assert fs.detail(len(frame) - 1).score == dry[-1][0]  # detail after a dry pass rebuilds full columns
     summaries = fs.summaries(range(len(frame)), "run-x", as_of)
+    assert [score for score, _ in dry] == [score for score, _ in summaries]
+    assert all(row == {} for _, row in dry)
     assert len(summaries) == len(frame) > 250
     lowered = 0
     for pos, (score, row) in enumerate(summaries):
