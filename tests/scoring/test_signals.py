@@ -90,7 +90,7 @@ def test_the_relationship_family_on_its_own_connection_gives_the_same_frame(smal
     assert together.champions == alone.champions
 
 
-def test_parallel_falls_back_to_one_connection_for_sqlite_in_memory() -> None:
+def test_parallel_runs_on_one_connection_for_sqlite_in_memory() -> None:
     from store.db import make_engine
     from store.migrate import upgrade
     from tests.scoring.conftest import build_small_book
