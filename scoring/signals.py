@@ -2,9 +2,11 @@
 
 Each family (engagement, relationship, support, feedback, usage, billing, intent, contract) is one grouped
 query (plus a window query for medians and latest values); only rows dated before ``as_of`` are seen, and
-soft-deleted rows are not activity. Per-account results land in column arrays (NaN = no data), so scoring
-100k accounts stays vectorized and small. The only Python pass is over per-contact aggregates, to mix each
-contact's relationship strength (``scoring.relationship``).
+soft-deleted rows are not activity. Results are read a partition of columns at a time into numpy arrays
+(NaN = no data), per account, or per contact for relationship strength (``scoring.relationship``), so scoring
+100k accounts takes no Python step per row and stays small. Relationship aggregates read activity participants
+alone (each carries a copy of its activity's fields); on a database server that family runs on a second
+connection beside the others.
 """
 
 from __future__ import annotations
