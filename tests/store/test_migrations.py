@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3.dbapi2
 from datetime import UTC, datetime
 
+import pytest
 from alembic import command
 from sqlalchemy import Engine, select, text
 
@@ -16,7 +18,14 @@ from store.upsert import upsert_records
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
-def test_0002_copies_each_activity_onto_its_existing_participants(database_url: str) -> None:
+@pytest.mark.parametrize("old_sqlite", [False, True], ids=["update-from", "sqlite-before-3.33"])
+def test_0002_copies_each_activity_onto_its_existing_participants(
+    database_url: str, old_sqlite: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if old_sqlite:
+        if not database_url.startswith("sqlite"):
+            pytest.skip("the fallback is for SQLite only")
+        monkeypatch.setattr(sqlite3.dbapi2, "sqlite_version_info", (3, 31, 1))  # no UPDATE ... FROM
     engine: Engine = make_engine(database_url)
     try:
         command.upgrade(alembic_config(engine), "0001")
@@ -31,7 +40,7 @@ def test_0002_copies_each_activity_onto_its_existing_participants(database_url: 
             ))
             conn.execute(text(
                 "INSERT INTO activity_participants (source, activity_external_id, contact_external_id) VALUES "
-                "('hubspot', 'e1', 'c1'), ('hubspot', 'e1', 'c2'), ('hubspot', 'e2', 'c1')"
+                "('hubspot', 'e1', 'c1'), ('hubspot', 'e1', 'c2'), ('hubspot', 'e2', 'c1'), ('hubspot', 'gone', 'c9')"
             ))
         assert upgrade(engine) == ("0001", head_revision())
         pt = ActivityParticipant.__table__
@@ -43,6 +52,7 @@ def test_0002_copies_each_activity_onto_its_existing_participants(database_url: 
             ("e1", "c1", "A1", T0, "meeting", "two_way", False),
             ("e1", "c2", "A1", T0, "meeting", "two_way", False),
             ("e2", "c1", "A2", datetime(2026, 3, 1, 8, tzinfo=UTC), "email", None, True),
+            ("gone", "c9", None, None, None, None, False),  # a participant without its activity keeps defaults
         ]
     finally:
         engine.dispose()

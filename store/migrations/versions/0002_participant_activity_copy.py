@@ -33,11 +33,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("activity_type", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("direction", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("is_deleted", sa.Boolean(), server_default="0", nullable=False))
-    assignments = ", ".join(f"{c} = a.{c}" for c in COPIED)
-    op.execute(
-        f"UPDATE activity_participants SET {assignments} FROM activities a "
-        "WHERE a.source = activity_participants.source AND a.external_id = activity_participants.activity_external_id"
-    )
+    match = "a.source = activity_participants.source AND a.external_id = activity_participants.activity_external_id"
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite" and bind.dialect.dbapi.sqlite_version_info < (3, 33):  # type: ignore[union-attr]
+        # No UPDATE ... FROM before SQLite 3.33: one correlated lookup per column (slower, same result).
+        assignments = ", ".join(f"{c} = (SELECT a.{c} FROM activities a WHERE {match})" for c in COPIED)
+        op.execute(f"UPDATE activity_participants SET {assignments} "
+                   f"WHERE EXISTS (SELECT 1 FROM activities a WHERE {match})")
+    else:
+        assignments = ", ".join(f"{c} = a.{c}" for c in COPIED)
+        op.execute(f"UPDATE activity_participants SET {assignments} FROM activities a WHERE {match}")
     with op.batch_alter_table("activity_participants", schema=None) as batch_op:
         batch_op.create_index(
             "ix_activity_participants_account",
