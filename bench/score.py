@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,24 @@ def _chunks(n: int) -> Iterator[tuple[int, int]]:
 
 def _ts(base: datetime, seconds: np.ndarray) -> list[datetime]:
     return [base - timedelta(seconds=float(s)) for s in seconds]
+
+
+class _Buffer:
+    """Rows collected and written CHUNK at a time; ``flush`` writes the rest."""
+
+    def __init__(self, write: Callable[[list[dict[str, Any]]], None]) -> None:
+        self.write = write
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.write(self.rows)
+            self.rows = []
 
 
 def fill(engine: Engine, accounts: int, activities: int, tickets: int, surveys: int, seed: int = 7) -> dict[str, int]:
@@ -138,19 +156,10 @@ def fill(engine: Engine, accounts: int, activities: int, tickets: int, surveys: 
              "closed_at": opened[k] + timedelta(hours=float(t_hours[i])) if t_hours[i] * 3600 < t_age[i] else None}
             for k, i in enumerate(range(a, b))
         ])
-    links: list[dict[str, Any]] = []
+    links = _Buffer(lambda rows: insert(AccountLink.__table__, rows))  # type: ignore[arg-type]
 
     def link(entity: str, record_id: int, account_index: int) -> None:
-        links.append({"entity": entity, "record_id": record_id, "account_id": account_index + 1, "method": "bench"})
-        if len(links) >= CHUNK:
-            flush_links()
-
-    def flush_links() -> None:
-        if links:
-            with engine.begin() as conn:
-                conn.execute(sql_insert(AccountLink), links)
-            counts["account_links"] = counts.get("account_links", 0) + len(links)
-            links.clear()
+        links.add({"entity": entity, "record_id": record_id, "account_id": account_index + 1, "method": "bench"})
 
     s_acct = rng.integers(0, accounts, surveys)
     nps = np.clip(np.round(rng.normal(2 + 8 * health[s_acct], 1.5)), 0, 10)
@@ -166,39 +175,31 @@ def fill(engine: Engine, accounts: int, activities: int, tickets: int, surveys: 
             link("survey_responses", i + 1, int(s_acct[i]))
     months = [date(2026, m, 1) for m in (1, 2, 3, 4, 5)]
     usage_id = 0
-    rows = []
+    usage_rows = _Buffer(lambda rows: insert(_table("usage_metrics"), rows))
     for i in range(accounts):
         seats = 10 + (i % 90)
         for m, month in enumerate(months):
             usage_id += 1
             active = int(seats * min(1.0, max(0.0, health[i] + 0.05 * (m - 2) * (health[i] - 0.5))))
-            rows.append({**common, "source": "usage", "id": usage_id, "external_id": f"U{usage_id}",
+            usage_rows.add({**common, "source": "usage", "id": usage_id, "external_id": f"U{usage_id}",
                          "account_external_id": f"A{i + 1}", "period_start": month, "active_users": active,
                          "licensed_seats": seats, "feature_adoption": float(round(health[i] * 0.9, 3))})
             link("usage_metrics", usage_id, i)
-        if len(rows) >= CHUNK:
-            insert(_table("usage_metrics"), rows)
-            rows = []
-    if rows:
-        insert(_table("usage_metrics"), rows)
+    usage_rows.flush()
     inv_id = 0
-    rows = []
+    invoice_rows = _Buffer(lambda rows: insert(_table("invoices"), rows))
     for i in range(accounts):
         for k in range(2):
             inv_id += 1
             issued = date(2026, 1 + 2 * k, 15)
             late = health[i] < 0.35 and k == 1
-            rows.append({**common, "source": "billing", "id": inv_id, "external_id": f"I{inv_id}",
+            invoice_rows.add({**common, "source": "billing", "id": inv_id, "external_id": f"I{inv_id}",
                          "account_external_id": f"A{i + 1}", "amount": float(arr[i] / 2), "issued_at": issued,
                          "due_date": issued + timedelta(days=30), "paid_at": None if late else issued
                          + timedelta(days=20), "status": "open" if late else "paid",
                          "failed_payments": 1 if late else 0})
             link("invoices", inv_id, i)
-        if len(rows) >= CHUNK:
-            insert(_table("invoices"), rows)
-            rows = []
-    if rows:
-        insert(_table("invoices"), rows)
+    invoice_rows.flush()
     n_intent = accounts // 2
     i_acct = rng.integers(0, accounts, n_intent)
     i_topic = TOPICS[rng.integers(0, len(TOPICS), n_intent)]
@@ -211,7 +212,7 @@ def fill(engine: Engine, accounts: int, activities: int, tickets: int, surveys: 
         ])
         for i in range(a, b):
             link("intent_signals", i + 1, int(i_acct[i]))
-    flush_links()
+    links.flush()
     if engine.dialect.name == "postgresql":
         # A store in steady state has been vacuumed by autovacuum: the visibility map lets covering indexes
         # answer without visiting the table (1.6M heap fetches otherwise, right after a bulk load).

@@ -268,9 +268,15 @@ class _Builder:
         return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
     def rows(self, stmt: Select[Any]) -> Iterator[Any]:
-        result = self.conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))
-        for partition in result.partitions():
+        for partition in self.rows_in_partitions(stmt):
             yield from partition
+
+    def positions(self, first: Sequence[Any], second: Sequence[Any] | None = None) -> np.ndarray:
+        """Frame positions (float, NaN for an account outside the frame) of a column of account ids, or with
+        ``second`` of (source, external id) references."""
+        if second is None:
+            return np.array(list(map(self.pos.get, first)), dtype=float)
+        return np.array(list(map(self.by_key.get, zip(first, second, strict=True))), dtype=float)
 
     def columns(self, stmt: Select[Any], *, keyed: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
         """Per-account rows -> (frame positions, one float array per remaining column; NULL is NaN).
@@ -284,10 +290,7 @@ class _Builder:
         blocks: list[list[np.ndarray]] = []
         for partition in self.rows_in_partitions(stmt):
             cols = list(zip(*partition, strict=True))
-            if keyed:
-                at = np.array(list(map(self.by_key.get, zip(cols[0], cols[1], strict=True))), dtype=float)
-            else:
-                at = np.array(list(map(self.pos.get, cols[0])), dtype=float)
+            at = self.positions(cols[0], cols[1] if keyed else None)
             known = ~np.isnan(at)
             positions.append(at[known].astype(np.int64))
             blocks.append([np.array(col, dtype=float)[known] for col in cols[skip:]])
@@ -426,8 +429,7 @@ class _Builder:
         for partition in self.rows_in_partitions(stmt):
             cols = list(zip(*partition, strict=True))
             block = np.empty((len(partition), 14))
-            keys = zip(cols[0], cols[1], strict=True)
-            block[:, 0] = np.array(list(map(self.by_key.get, keys)), dtype=float)  # an unknown account: NaN
+            block[:, 0] = self.positions(cols[0], cols[1])  # an account outside the frame: NaN
             block[:, 1:13] = np.array(cols[2:14], dtype=float).T
             codes: dict[str | None, int] = {None: -1, "": -1}
             for d in set(cols[14]) - codes.keys():
