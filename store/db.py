@@ -46,7 +46,18 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _postgresql_settings)
+    return engine
+
+
+def _postgresql_settings(dbapi_conn: Any, _record: Any) -> None:
+    """Plan server-side cursors for their whole result. Every one here (``yield_per``) streams a result to read
+    all of it in bounded memory; planned for the first 10% (PostgreSQL's default), a grouped scoring query over
+    a key range took a fast-start nested loop: 46 s instead of 0.1 s."""
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET cursor_tuple_fraction = 1.0")
+    dbapi_conn.commit()  # psycopg opened a transaction for the SET; the setting is the session's
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
