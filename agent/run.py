@@ -210,7 +210,8 @@ class _Cycle:
             return
         report.linked = dict(self.steps.link_accounts(self.engine))
         self._stage("scoring")
-        self.steps.score_accounts(self.engine, self.config.scoring, run_id=report.run_id)
+        self.steps.score_accounts(self.engine, self.config.scoring, run_id=report.run_id,
+                                 workers=self.settings.scoring_workers)
         bands = [(b.name, float(b.min_score)) for b in self.config.scoring.bands]
         report.scoring = summarize_scores(self.engine, report.run_id, bands)
         if self.should_stop():

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     intent_base_url: str | None = Field(default=None, validation_alias=_env("INTENT_BASE_URL"))
 
     ca_bundle: Path | None = Field(default=None, validation_alias=_env("HEALTH_AGENT_CA_BUNDLE"))
+    scoring_workers: int | None = Field(
+        default=None, ge=1, validation_alias=_env("HEALTH_AGENT_SCORING_WORKERS"),
+        description="Processes computing signals side by side (scoring.partitions); unset: one.",
+    )
     log_format: str | None = Field(default=None, validation_alias=_env("LOG_FORMAT"))
 
     def secret_values(self) -> list[str]:

@@ -5,7 +5,9 @@
 
 A fast synthetic filler writes the store directly (set-based executemany, not the canonical-record path), so the
 fill takes a few minutes rather than the loader's per-record path. Scoring runs in a child process per backend
-so its peak RSS is its own. The reference is one hand-written DuckDB query computing the same per-account
+so its peak RSS is its own; the signal workers it starts with ``--workers N`` (``scoring.partitions``) are reported
+beside it: their CPU time, the largest one's peak RSS, and the sum of the peaks as an upper bound of the memory
+held at once. The reference is one hand-written DuckDB query computing the same per-account
 signal aggregates over the same rows (exported from SQLite to Arrow first; only the query is timed; DuckDB uses
 both cores, as a run's signal pass does). Two ratios are printed: ``signals`` (the same aggregates: what the
 reference computes) and ``scoring`` (everything a dry run does: signals, scorecards, bands, flags and the
@@ -224,8 +226,8 @@ def fill(engine: Engine, accounts: int, activities: int, tickets: int, surveys: 
     return counts
 
 
-def score_child(url: str, persist: bool) -> dict[str, Any]:
-    """Run in a child process: score every account; report wall time and this process's peak RSS.
+def score_child(url: str, persist: bool, workers: int = 1) -> dict[str, Any]:
+    """Run in a child process: score every account; report wall time and peak RSS (its own and its workers').
 
     Without ``persist`` the signal pass is also timed alone first (what the DuckDB reference computes).
     """
@@ -238,24 +240,37 @@ def score_child(url: str, persist: bool) -> dict[str, Any]:
     if not persist:
         started = time.perf_counter()
         with engine.connect() as conn:
-            frame = compute_signals(conn, config, AS_OF, parallel=True)  # as a run computes them
+            frame = compute_signals(conn, config, AS_OF, parallel=True, workers=workers)  # as a run computes them
         out["signals_seconds"] = round(time.perf_counter() - started, 2)
         del frame
     started = time.perf_counter()
-    result = score_accounts(engine, config, run_id=str(uuid.uuid4()), as_of=AS_OF, persist=persist)
+    result = score_accounts(engine, config, run_id=str(uuid.uuid4()), as_of=AS_OF, persist=persist, workers=workers)
     out["seconds"] = round(time.perf_counter() - started, 2)
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the signal worker processes (scoring.partitions)
+    out["workers"] = worker_count_for(engine, workers)
     out["cpu_seconds_process"] = round(usage.ru_utime + usage.ru_stime, 1)  # both passes; less load-sensitive
+    out["cpu_seconds_workers"] = round(children.ru_utime + children.ru_stime, 1)
     out["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # KiB -> MiB
+    out["worker_peak_rss_mb"] = round(children.ru_maxrss / 1024, 1)  # the largest worker
+    # Upper bound of the memory the run held at once: this process's peak plus each other worker's peak.
+    out["peak_rss_mb_all_processes"] = round((usage.ru_maxrss + (out["workers"] - 1) * children.ru_maxrss) / 1024, 1)
     out["load_average"] = os.getloadavg()[0]
     out["accounts"] = len(result.accounts)
     out["bands"] = result.band_counts
     return out
 
 
-def _run_child(url: str, persist: bool) -> dict[str, Any]:
+def worker_count_for(engine: Engine, workers: int) -> int:
+    from scoring.partitions import worker_count
+
+    with engine.connect() as conn:
+        return worker_count(conn, workers, subset=False)
+
+
+def _run_child(url: str, persist: bool, workers: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", url] + (["--persist"] if persist else []),
+        [sys.executable, __file__, "--child", url, "--workers", str(workers)] + (["--persist"] if persist else []),
         check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -426,11 +441,13 @@ def main() -> int:
     parser.add_argument("--no-duckdb", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="Score N times per backend; report the fastest.")
     parser.add_argument("--no-sqlite", action="store_true", help="Skip scoring on SQLite (PostgreSQL only).")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Signal worker processes (HEALTH_AGENT_SCORING_WORKERS); default 1, as a run's default.")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--persist", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(score_child(args.child, args.persist)))
+        print(json.dumps(score_child(args.child, args.persist, args.workers)))
         return 0
     sizes = {"accounts": args.accounts, "activities": args.activities, "tickets": args.tickets,
              "surveys": args.surveys}
@@ -458,10 +475,10 @@ def main() -> int:
         targets.append(("postgresql", pg_url))
     try:
         for name, url in targets:
-            runs = [_run_child(url, persist=False) for _ in range(args.repeat)]
+            runs = [_run_child(url, persist=False, workers=args.workers) for _ in range(args.repeat)]
             report[f"{name}_score"] = min(runs, key=lambda r: r["seconds"])  # the least disturbed run
             report[f"{name}_score"]["all_runs_seconds"] = [r["seconds"] for r in runs]
-            report[f"{name}_score_and_persist"] = _run_child(url, persist=True)
+            report[f"{name}_score_and_persist"] = _run_child(url, persist=True, workers=args.workers)
             print(json.dumps({name: report[f"{name}_score"]}), flush=True)
         if not args.no_duckdb:
             report["duckdb_reference"] = duckdb_reference(args.sqlite, args.repeat)

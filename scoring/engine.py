@@ -404,15 +404,17 @@ def score_accounts(
     as_of: datetime | None = None,
     persist: bool = True,
     account_ids: Sequence[int] | None = None,
+    workers: int | None = None,
 ) -> ScoringResult:
     """Score every live account as of ``as_of`` (default now, UTC); with ``persist``, one score_history row each.
 
     ``account_ids`` limits the accounts scored (percentiles and portfolio comparisons are then within them).
+    ``workers``: processes computing the signals side by side (``scoring.partitions``); unset: one.
     """
     started = time.perf_counter()
     as_of = _aware(as_of) if as_of is not None else datetime.now(UTC)
     with engine.connect() as conn:
-        frame = compute_signals(conn, config, as_of, account_ids=account_ids, parallel=True)
+        frame = compute_signals(conn, config, as_of, account_ids=account_ids, parallel=True, workers=workers or 1)
         history = load_history(conn, as_of, config.trend_days, account_ids)
     fs = score_frame(frame, config, history)
     scored_at = datetime.now(UTC)

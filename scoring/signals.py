@@ -5,8 +5,8 @@ query (plus a window query for medians and latest values); only rows dated befor
 soft-deleted rows are not activity. Results are read a partition of columns at a time into numpy arrays
 (NaN = no data), per account, or per contact for relationship strength (``scoring.relationship``), so scoring
 100k accounts takes no Python step per row and stays small. Relationship aggregates read activity participants
-alone (each carries a copy of its activity's fields); on a database server that family runs on a second
-connection beside the others.
+alone (each carries a copy of its activity's fields). A large portfolio is computed in shares, one process per
+CPU (``scoring.partitions``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -26,7 +27,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Date,
-    Engine,
     Integer,
     Select,
     Subquery,
@@ -207,11 +207,38 @@ def _count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.sum(case((cond, 1), else_=0))
 
 
+class _Columns(dict[str, np.ndarray]):
+    """Signal columns made on first use, all NaN."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def __missing__(self, name: str) -> np.ndarray:
+        self[name] = column = np.full(self.n, np.nan)
+        return column
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """A stretch of account references ``(source, external id)``, both ends included, in the database's own order
+    (its collation, which need not be Python's)."""
+
+    first: tuple[str, str]
+    last: tuple[str, str]
+
+    def contains(self, source: ColumnElement[Any], external_id: ColumnElement[Any]) -> ColumnElement[bool]:
+        key = tuple_(source, external_id)
+        return and_(key >= tuple_(literal(self.first[0]), literal(self.first[1])),
+                    key <= tuple_(literal(self.last[0]), literal(self.last[1])))
+
+
 class _Builder:
     """Builds and runs one family's query at a time, writing into the frame's columns."""
 
     def __init__(self, conn: Connection, config: ScoringConfig, as_of: datetime, accounts: list[AccountRow],
-                 detail_for: set[int], *, subset: bool) -> None:
+                 detail_for: set[int], *, subset: bool, key_range: KeyRange | None = None,
+                 id_range: tuple[int, int] | None = None) -> None:
         self.conn = conn
         self.config = config
         self.as_of = as_of
@@ -220,10 +247,17 @@ class _Builder:
         self.pos = {a.id: i for i, a in enumerate(accounts)}
         self.ids = [a.id for a in accounts]
         self.subset = subset
+        # A share of the portfolio (scoring.partitions): the families keyed by account reference read only the
+        # key range's rows, the linked families only the id range's links.
+        self.key_range = key_range
+        self.id_range = id_range
         self.by_key = {(a.source, a.external_id): i for i, a in enumerate(accounts)}
         self.detail_for = detail_for
         n = len(accounts)
-        self.values: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name in SIGNALS}
+        # A share's builder holds only the columns its families write (so shares never overwrite each other's);
+        # the frame's builder starts with every catalogue signal.
+        self.values: dict[str, np.ndarray] = (_Columns(n) if key_range or id_range
+                                              else {name: np.full(n, np.nan) for name in SIGNALS})
         self.champions: dict[int, Champion] = {}
         self.contacts: dict[int, list[ContactDetail]] = {}
 
@@ -237,10 +271,18 @@ class _Builder:
     def ago(self, days: float) -> datetime:
         return self.as_of - timedelta(days=days)
 
+    @property
+    def listed(self) -> bool:
+        """Whether the frame's accounts are a small explicit set, which queries name one by one."""
+        return self.subset and len(self.ids) <= 5_000
+
     def acc_filter(self, acc_id: ColumnElement[Any]) -> ColumnElement[bool]:
-        """Restrict a query to the frame's accounts when they are an explicit, small set."""
-        if self.subset and len(self.ids) <= 5_000:
+        """Restrict a query by account id to the frame's accounts when they are a small explicit set or an id
+        range."""
+        if self.listed:
             return acc_id.in_(self.ids)
+        if self.id_range is not None:
+            return acc_id.between(*self.id_range)
         return literal(True)
 
     def account_key(self, table: Table) -> tuple[ColumnElement[Any], ColumnElement[Any], ColumnElement[bool]]:
@@ -252,9 +294,11 @@ class _Builder:
         no sort and no table row; for a small explicit set of accounts the filter seeks into the same index.
         """
         source, ext = table.c.source, table.c.account_external_id
-        if self.subset and len(self.ids) <= 5_000:
+        if self.listed:
             keys = [(a.source, a.external_id) for a in self.accounts]
             return source, ext, tuple_(source, ext).in_(keys)
+        if self.key_range is not None:  # one contiguous stretch of the same index
+            return source, ext, self.key_range.contains(source, ext)
         return source, ext, literal(True)
 
     def scanned(self, column: Column[Any]) -> ColumnElement[Any]:
@@ -263,7 +307,7 @@ class _Builder:
         SQLite otherwise skip-scans the account/time index per account instead of reading the covering index
         once in order; PostgreSQL plans this itself.
         """
-        if self.conn.dialect.name != "sqlite" or (self.subset and len(self.ids) <= 5_000):
+        if self.conn.dialect.name != "sqlite" or self.listed:
             return column
         return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
@@ -310,6 +354,21 @@ class _Builder:
         for partition in result.partitions():
             if partition:
                 yield partition
+
+    def keyed_families(self) -> None:
+        """The families that group rows by account reference (``account_key``)."""
+        for family in (self.relationship, self.engagement, self.support, self.contract):
+            family()
+
+    def linked_families(self) -> None:
+        """The families that reach accounts through account_links (``acc_filter``)."""
+        for family in (self.feedback, self.usage, self.billing, self.intent):
+            family()
+
+    def all_families(self) -> None:
+        """Every family's signals for the builder's accounts, on its connection."""
+        self.keyed_families()
+        self.linked_families()
 
     # --- engagement -----------------------------------------------------------------------------
     def engagement(self) -> None:
@@ -506,7 +565,7 @@ class _Builder:
         join = t.join(ACC, and_(ACC.c.source == t.c.source, ACC.c.external_id == t.c.account_external_id))
         open_at = or_(t.c.closed_at >= self.as_of, and_(t.c.closed_at.is_(None), not_(t.c.is_closed)))
         t30, t90 = self.ago(30), self.ago(90)
-        base_where = (t.c.opened_at < self.as_of, not_(t.c.is_deleted), self.acc_filter(ACC.c.id))
+        base_where = (t.c.opened_at < self.as_of, not_(t.c.is_deleted), self.account_key(t)[2])
         stmt = (
             select(
                 ACC.c.id,
@@ -686,7 +745,7 @@ class _Builder:
                 dl.c.close_date >= d,
                 or_(dl.c.source_created_at.is_(None), dl.c.source_created_at < self.as_of),
                 not_(dl.c.is_deleted),
-                self.acc_filter(ACC.c.id),
+                self.account_key(dl)[2],
             )
             .group_by(ACC.c.id)
         )
@@ -790,18 +849,17 @@ def _number(v: Any) -> float:
 
 
 def _second_connection_pays(conn: Connection) -> bool:
-    """Whether a family on a second connection runs beside the others: on a database server, yes.
+    """Whether, in one process, a family on a second connection runs beside the others: on a database server.
 
-    The server does the work while psycopg waits without the GIL (100k accounts: 10.4 s against 13.4 s). With
-    SQLite the work happens inside ``sqlite3_step``, which takes the GIL back for every result row, so two
-    threads mostly wait for each other: no faster, and a third more CPU, when measured. SQLite in memory
-    (one shared connection) could not do it at all.
+    The server does the work while psycopg waits without the GIL. With SQLite the work happens inside
+    ``sqlite3_step``, which takes the GIL back for every result row, so two threads mostly wait for each other:
+    no faster, and a third more CPU, when measured. SQLite in memory (one shared connection) could not do it.
     """
     return conn.dialect.name != "sqlite" and not isinstance(conn.engine.pool, SingletonThreadPool | StaticPool)
 
 
-def _on_own_connection(engine: Engine, builder: _Builder, family: Callable[[_Builder], None]) -> None:
-    with engine.connect() as own:
+def _on_own_connection(builder: _Builder, family: Callable[[_Builder], None]) -> None:
+    with builder.conn.engine.connect() as own:
         worker = copy.copy(builder)  # shares the signal columns; only the connection is its own
         worker.conn = own
         family(worker)
@@ -816,31 +874,39 @@ def compute_signals(
     include_deleted: bool = False,
     detail_for: Sequence[int] = (),
     parallel: bool = False,
+    workers: int = 1,
 ) -> SignalFrame:
     """Every catalogue signal for the accounts that existed at ``as_of`` (UTC), using only data dated before it.
 
     ``detail_for``: account ids whose per-contact strengths are kept (for explanations).
-    ``parallel``: run the relationship family on a second connection of the same engine, at the same time as
-    the others, where that pays (a database server, see ``_second_connection_pays``; ``conn`` must hold no
-    uncommitted writes).
+    ``parallel``: in one process, run the relationship family on a second connection of the same engine, at the
+    same time as the others, where that pays (a database server, see ``_second_connection_pays``).
+    ``workers``: with more than one, processes that each compute a share of the portfolio
+    (``scoring.partitions``; the whole portfolio only, not an explicit set of accounts).
+    With either, ``conn`` must hold no uncommitted writes: the other connections read what is committed.
     """
+    from scoring.partitions import Workers, worker_count
+
     as_of = _utc(as_of)  # type: ignore[assignment]
-    accounts = load_accounts(conn, as_of, account_ids, include_deleted=include_deleted)
-    b = _Builder(conn, config, as_of, accounts, set(detail_for), subset=account_ids is not None)
-    others = (b.engagement, b.support, b.feedback, b.usage, b.billing, b.intent, b.contract)
-    if parallel and _second_connection_pays(conn):
-        # The relationship family (the largest) runs on a second connection in a thread while the others run
-        # here. Each family writes its own signal columns. Both read committed data as of their start; the
-        # agent does not sync while it scores (one lease), so they see the same store.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals") as pool:
-            relationship = pool.submit(_on_own_connection, conn.engine, b, _Builder.relationship)
-            for family in others:
-                family()
-            relationship.result()
-    else:
-        b.relationship()
-        for family in others:
-            family()
+    shares = worker_count(conn, workers, subset=account_ids is not None)
+    pool = Workers(shares) if shares > 1 else None  # started first: their start-up overlaps the next steps
+    with pool or nullcontext():
+        accounts = load_accounts(conn, as_of, account_ids, include_deleted=include_deleted)
+        b = _Builder(conn, config, as_of, accounts, set(detail_for), subset=account_ids is not None)
+        if pool is not None:
+            pool.compute(b)
+        elif parallel and _second_connection_pays(conn):
+            # One process: the relationship family (the largest) runs on a second connection in a thread while
+            # the others run here. Each family writes its own columns.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals") as threads:
+                relationship = threads.submit(_on_own_connection, b, _Builder.relationship)
+                b.engagement()
+                b.support()
+                b.contract()
+                b.linked_families()
+                relationship.result()
+        else:
+            b.all_families()
     frame = SignalFrame(as_of=as_of, accounts=accounts, values=b.values, champions=b.champions, contacts=b.contacts)
     _custom_signals(config, b, frame.categories)
     from scoring.flags import apply_flags
@@ -853,6 +919,7 @@ __all__ = [
     "AccountRow",
     "Champion",
     "ContactDetail",
+    "KeyRange",
     "SignalFrame",
     "compute_signals",
     "hours_between",

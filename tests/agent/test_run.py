@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine, insert, select
 
 from agent.run import Steps, run_once
@@ -121,6 +122,7 @@ class Pipeline:
         self.applied: list[dict[str, Any]] = []
         self.stats = FakeStats()
         self.stop_after_pull = False
+        self.score_workers: int | None = None
 
     def steps(self) -> Steps:
         return Steps(
@@ -143,7 +145,8 @@ class Pipeline:
                 out.append(FakeStreamReport(c.name, s.name, records=0 if error else 10, pages=2, api_calls=2, error=error))
         return out
 
-    def score(self, engine: Engine, config: Any, *, run_id: str) -> None:
+    def score(self, engine: Engine, config: Any, *, run_id: str, workers: int | None = None) -> None:
+        self.score_workers = workers
         with engine.begin() as conn:
             for (account_id,) in conn.execute(select(Account.id)).all():
                 conn.execute(
@@ -196,6 +199,20 @@ def test_run_with_a_failing_write_is_partial_and_stores_its_report(store_engine:
     assert row.status == "partial" and row.trigger == "cli"
     assert row.report["writeback"]["fields_written"] == 1
     assert report.html_path is not None and Path(report.html_path).read_text().count("<svg") == 3
+
+
+def test_scoring_workers_come_from_the_environment(store_engine: Engine, config: AgentConfig,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    add_accounts(store_engine, ["Acme"])
+    pipe = Pipeline([_salesforce()])
+    run_once(config, Settings(), engine=store_engine, steps=pipe.steps())
+    assert pipe.score_workers is None  # unset: scoring's default, one process
+    monkeypatch.setenv("HEALTH_AGENT_SCORING_WORKERS", "3")
+    run_once(config, Settings(), engine=store_engine, steps=pipe.steps())
+    assert pipe.score_workers == 3
+    monkeypatch.setenv("HEALTH_AGENT_SCORING_WORKERS", "0")
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        Settings()
 
 
 def test_one_failing_stream_does_not_stop_the_others(store_engine: Engine, config: AgentConfig) -> None:

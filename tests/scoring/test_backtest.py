@@ -181,3 +181,23 @@ def test_a_runs_results_are_what_explain_shows_for_every_account(loaded: tuple[E
         assert (row["score"], row["band"], row["drivers"]) == (score.score, score.band, score.drivers)
         lowered += score.drivers.count(";") > 0
     assert lowered > len(frame) // 2  # most accounts have drivers to show
+
+
+def test_signals_in_shares_equal_one_process_on_the_default_book(loaded: tuple[Engine, dict[str, int]]) -> None:
+    """Every family, champions and explained contacts: three worker shares give the very frame one process
+    gives."""
+    from datetime import UTC, datetime
+
+    from scoring.signals import compute_signals
+    from tests.scoring.test_partitions import assert_same_frame
+
+    engine = loaded[0]
+    as_of = datetime(2026, 10, 1, tzinfo=UTC)
+    with engine.connect() as conn:
+        one = compute_signals(conn, CONFIG, as_of)
+        detail = [a.id for a in one.accounts[::50]]
+        one = compute_signals(conn, CONFIG, as_of, detail_for=detail)
+        shared = compute_signals(conn, CONFIG, as_of, detail_for=detail, workers=3)
+    assert len(one.accounts) > 250
+    assert len(one.champions) > 100 and len(one.contacts) == len(detail)
+    assert_same_frame(one, shared)
