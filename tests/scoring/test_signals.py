@@ -99,3 +99,25 @@ def test_parallel_runs_on_one_connection_for_sqlite_in_memory() -> None:
     upgrade(engine)
     build_small_book(engine)
     assert _by_name(_frame(engine, parallel=True))["Acme Corp"]["thread_count"] == 2.0
+
+
+def test_regularity_periods_end_exactly_at_their_bounds(store_engine: Engine) -> None:
+    """Period k holds touches more than k and at most k + 1 period lengths before as_of; a touch exactly at the
+    window's start is in the last period. Four touches here fall in three periods: 0, 1 and 11."""
+    from datetime import timedelta
+
+    from core.records import AccountRecord, ActivityType, ContactRecord
+    from tests.scoring.conftest import SF, _act, store
+
+    length = timedelta(days=CONFIG.relationship.window_days / CONFIG.relationship.regularity_buckets)
+    window = timedelta(days=CONFIG.relationship.window_days)
+    tick = timedelta(microseconds=1)
+    store(store_engine,
+          AccountRecord(source=SF, external_id="001R", name="Regular", source_created_at=T - 2 * window),
+          ContactRecord(source=SF, external_id="r1", account_external_id="001R", first_name="Rae", last_name="R"),
+          *[_act(f"r{i}", ActivityType.CALL, T - ago, "001R", ("r1",))
+            for i, ago in enumerate([length - tick, length, 2 * length - tick, window])])
+    frame = _frame(store_engine, detail_for=[1])
+    (contact,) = frame.contacts[0]
+    assert contact.touches == 4
+    assert contact.parts.regularity == 3 / CONFIG.relationship.regularity_buckets
