@@ -438,6 +438,7 @@ def main() -> int:
     parser.add_argument("--sqlite", type=Path, default=Path("data/bench/score-bench.db"))
     parser.add_argument("--pg", default=os.environ.get("HEALTH_TEST_DATABASE_URL"), help="PostgreSQL URL (optional)")
     parser.add_argument("--reuse", action="store_true", help="Reuse an existing filled SQLite file.")
+    parser.add_argument("--pg-schema", help="Keep the PostgreSQL store in this schema (filled once, then reused).")
     parser.add_argument("--no-duckdb", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="Score N times per backend; report the fastest.")
     parser.add_argument("--no-sqlite", action="store_true", help="Skip scoring on SQLite (PostgreSQL only).")
@@ -464,14 +465,24 @@ def main() -> int:
         reused.dispose()
     if not args.no_sqlite:
         targets.append(("sqlite", sqlite_url))
+    keep_schema = bool(args.pg_schema)
     if args.pg:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        schema = args.pg_schema or f"bench_{uuid.uuid4().hex[:8]}"
         admin = make_engine(args.pg)
         with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            existed = conn.execute(text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"),
+                                   {"s": schema}).first() is not None
+            if not existed:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         sep = "&" if "?" in args.pg else "?"
         pg_url = f"{args.pg}{sep}options=-csearch_path%3D{schema}"
-        _fill_store(pg_url, "postgresql", sizes, report)
+        if existed:  # a kept schema, filled by an earlier run: score it as a fresh store
+            reused = make_engine(pg_url)
+            with reused.begin() as conn:
+                conn.execute(text("DELETE FROM score_history"))
+            reused.dispose()
+        else:
+            _fill_store(pg_url, "postgresql", sizes, report)
         targets.append(("postgresql", pg_url))
     try:
         for name, url in targets:
@@ -489,8 +500,9 @@ def main() -> int:
                                                "scoring": round(score["seconds"] / max(ref, 1e-9), 2)}
     finally:
         if args.pg:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            if not keep_schema:
+                with admin.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
     print(json.dumps(report, indent=2, default=str))
     return 0
