@@ -35,11 +35,10 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Connection, func, select
-from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from core.config.scoring import ScoringConfig
 from core.redaction import redact
-from scoring.signals import ACC, AccountRow, Champion, ContactDetail, KeyRange, _Builder
+from scoring.signals import ACC, AccountRow, Champion, ContactDetail, KeyRange, _Builder, single_connection
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +67,10 @@ class Share:
 def worker_count(conn: Connection, requested: int, *, subset: bool) -> int:
     """How many shares to compute: ``requested``, at most one per account; one for an explicit set of accounts
     (explain, backtest) and for an in-memory SQLite store, which no other process can open."""
-    if subset or requested <= 1 or not _shareable(conn):
+    if subset or requested <= 1 or single_connection(conn):
         return 1
     accounts = conn.execute(select(func.count()).select_from(ACC)).scalar_one()
     return max(1, min(requested, accounts))
-
-
-def _shareable(conn: Connection) -> bool:
-    engine = conn.engine
-    if isinstance(engine.pool, SingletonThreadPool | StaticPool):
-        return False
-    return engine.url.get_backend_name() != "sqlite" or engine.url.database not in (None, "", ":memory:")
 
 
 def _worker_url(conn: Connection) -> str:
@@ -117,9 +109,9 @@ def compute_share(conn: Connection, config: ScoringConfig, as_of: datetime, job:
     started = time.perf_counter()
     keyed = _Builder(conn, config, as_of, job.keyed, detail_for & {a.id for a in job.keyed}, subset=True,
                      key_range=job.key_range)
-    keyed.keyed_families()
+    keyed.run(keyed.KEYED_FAMILIES)
     linked = _Builder(conn, config, as_of, job.linked, set(), subset=True, id_range=job.id_range)
-    linked.linked_families()
+    linked.run(linked.LINKED_FAMILIES)
     return Share(
         parts=[(keyed.ids, keyed.values), (linked.ids, linked.values)],
         champions={job.keyed[pos].id: champion for pos, champion in keyed.champions.items()},
@@ -146,7 +138,7 @@ def _merge(b: _Builder, share: Share) -> float:
     for ids, values in share.parts:
         at = np.fromiter((b.pos[id_] for id_ in ids), dtype=np.int64, count=len(ids))
         for name, column in values.items():
-            if name not in b.values or len(b.values[name]) != n:
+            if name not in b.values:  # a column outside the catalogue (touches_period, days_since_touch)
                 b.values[name] = np.full(n, np.nan)
             b.values[name][at] = column
     b.champions.update({b.pos[id_]: champion for id_, champion in share.champions.items()})

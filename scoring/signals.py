@@ -5,8 +5,8 @@ query (plus a window query for medians and latest values); only rows dated befor
 soft-deleted rows are not activity. Results are read a partition of columns at a time into numpy arrays
 (NaN = no data), per account, or per contact for relationship strength (``scoring.relationship``), so scoring
 100k accounts takes no Python step per row and stays small. Relationship aggregates read activity participants
-alone (each carries a copy of its activity's fields). A large portfolio is computed in shares, one process per
-CPU (``scoring.partitions``).
+alone (each carries a copy of its activity's fields). On request, shares of the portfolio are computed in
+processes of their own (``scoring.partitions``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -346,20 +346,18 @@ class _Builder:
             if partition:
                 yield partition
 
-    def keyed_families(self) -> None:
-        """The families that group rows by account reference (``account_key``)."""
-        for family in (self.relationship, self.engagement, self.support, self.contract):
-            family()
+    # The families that group rows by account reference (``account_key``), and those that reach accounts through
+    # account_links (``acc_filter``).
+    KEYED_FAMILIES = ("relationship", "engagement", "support", "contract")
+    LINKED_FAMILIES = ("feedback", "usage", "billing", "intent")
 
-    def linked_families(self) -> None:
-        """The families that reach accounts through account_links (``acc_filter``)."""
-        for family in (self.feedback, self.usage, self.billing, self.intent):
-            family()
+    def run(self, families: Iterable[str]) -> None:
+        """These families' signals for the builder's accounts, on its connection."""
+        for name in families:
+            getattr(self, name)()
 
     def all_families(self) -> None:
-        """Every family's signals for the builder's accounts, on its connection."""
-        self.keyed_families()
-        self.linked_families()
+        self.run(self.KEYED_FAMILIES + self.LINKED_FAMILIES)
 
     # --- engagement -----------------------------------------------------------------------------
     def engagement(self) -> None:
@@ -841,14 +839,20 @@ def _number(v: Any) -> float:
         return math.nan
 
 
+def single_connection(conn: Connection) -> bool:
+    """Whether the engine has one shared connection (SQLite in memory): no other connection, thread or process
+    would see the same database."""
+    return isinstance(conn.engine.pool, SingletonThreadPool | StaticPool)
+
+
 def _second_connection_pays(conn: Connection) -> bool:
     """Whether, in one process, a family on a second connection runs beside the others: on a database server.
 
     The server does the work while psycopg waits without the GIL. With SQLite the work happens inside
     ``sqlite3_step``, which takes the GIL back for every result row, so two threads mostly wait for each other:
-    no faster, and a third more CPU, when measured. SQLite in memory (one shared connection) could not do it.
+    no faster, and a third more CPU, when measured.
     """
-    return conn.dialect.name != "sqlite" and not isinstance(conn.engine.pool, SingletonThreadPool | StaticPool)
+    return conn.dialect.name != "sqlite" and not single_connection(conn)
 
 
 def _on_own_connection(builder: _Builder, family: Callable[[_Builder], None]) -> None:
@@ -893,10 +897,7 @@ def compute_signals(
             # the others run here. Each family writes its own columns.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals") as threads:
                 relationship = threads.submit(_on_own_connection, b, _Builder.relationship)
-                b.engagement()
-                b.support()
-                b.contract()
-                b.linked_families()
+                b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f != "relationship")
                 relationship.result()
         else:
             b.all_families()
