@@ -177,6 +177,9 @@ class Workers:
         """Fill the builder's columns, champions and contacts from the shares computed side by side."""
         started = time.perf_counter()
         jobs = plan_shares(b, self.shares)
+        if not jobs:  # no account existed at as_of: nothing to share; the empty frame as one process makes it
+            b.all_families()
+            return
         url = _worker_url(b.conn)
         pending = [(job, self.pool.submit(_share_in_worker, url, b.config, b.as_of, job, b.detail_for)
                     if self.pool is not None else None) for job in jobs[1:]]

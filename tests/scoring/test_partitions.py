@@ -95,6 +95,13 @@ def test_no_worker_processes_at_all_still_gives_the_frame(small_book: Engine, mo
     assert "scoring workers could not start (no semaphores here)" in caplog.text
 
 
+def test_shares_of_a_frame_without_accounts(small_book: Engine) -> None:
+    """Accounts in the store, none of them existing yet at as_of: an empty frame, as in one process."""
+    with small_book.connect() as conn:
+        frame = compute_signals(conn, CONFIG, datetime(2000, 1, 1, tzinfo=UTC), workers=2)
+    assert frame.accounts == [] and frame.matrix().shape[0] == 0
+
+
 def test_how_many_shares(small_book: Engine) -> None:
     with small_book.connect() as conn:
         assert partitions.worker_count(conn, 4, subset=False) == 3  # never more shares than accounts
