@@ -121,3 +121,30 @@ def test_regularity_periods_end_exactly_at_their_bounds(store_engine: Engine) ->
     (contact,) = frame.contacts[0]
     assert contact.touches == 4
     assert contact.parts.regularity == 3 / CONFIG.relationship.regularity_buckets
+
+
+@pytest.mark.parametrize("count", [0, 1, 4, 5, 6, 17])
+def test_the_row_stream_gives_every_row_once_across_partition_bounds(
+    store_engine: Engine, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    """The first partition goes through SQLAlchemy (with the row it reads ahead), the rest straight from the driver's
+    cursor (server-side on PostgreSQL): no row may be lost or repeated at either seam."""
+    from sqlalchemy import Table, insert, literal_column, select
+
+    from scoring import signals
+    from store.models import Account
+
+    monkeypatch.setattr(signals, "STREAM_ROWS", 5)
+    table: Table = Account.__table__  # type: ignore[assignment]
+    with store_engine.begin() as conn:
+        if count:
+            conn.execute(insert(table), [{"source": "salesforce", "external_id": f"A{i:03d}", "name": f"n{i}",
+                                          "synced_at": T} for i in range(count)])
+    with store_engine.connect() as conn:
+        builder = signals._Builder(conn, CONFIG, T, [], set(), subset=False)
+        stmt = select(table.c.external_id, literal_column("1.5"), table.c.name).order_by(table.c.external_id)
+        partitions = list(builder.rows_in_partitions(stmt))
+    rows = [tuple(r) for part in partitions for r in part]
+    assert rows == [(f"A{i:03d}", 1.5, f"n{i}") for i in range(count)]
+    assert [len(p) for p in partitions] == [min(5, count - k) for k in range(0, count, 5)]
+    assert all(isinstance(p[0], tuple) for p in partitions)  # plain tuples, as numpy reads them
