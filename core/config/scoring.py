@@ -50,7 +50,7 @@ SIGNALS: dict[str, SignalSpec] = {
     "detractor_90d": SignalSpec("feedback", "boolean", "90 days", "an NPS answer of 0-6"),
     # engagement (activities)
     "days_since_two_way_touch": SignalSpec(
-        "engagement", "days", "ever, before as_of", "days since a meeting, connected call or inbound email"
+        "engagement", "days", "ever, before as_of", "days since a meeting, or a call or email marked inbound or two-way"
     ),
     "touches_90d": SignalSpec("engagement", "count", "90 days", "emails, calls and meetings"),
     "meetings_90d": SignalSpec("engagement", "count", "90 days", "meetings"),
