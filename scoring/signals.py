@@ -26,6 +26,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    CursorResult,
     Date,
     Select,
     Subquery,
@@ -352,7 +353,11 @@ class _Builder:
         row it read ahead, the driver's cursor is read directly: a server-side cursor on PostgreSQL, memory
         stays bounded either way.
         """
-        result = self.conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))
+        return self.partitions_of(self.conn.execute(stmt.execution_options(yield_per=STREAM_ROWS)))
+
+    @staticmethod
+    def partitions_of(result: CursorResult[Any]) -> Iterator[Sequence[Sequence[Any]]]:
+        """An executed (``yield_per``) result's rows, as ``rows_in_partitions`` gives them."""
         with result:
             first = result.fetchmany(STREAM_ROWS)  # SQLAlchemy's buffer (the row read ahead) ends empty
             if first:
@@ -412,7 +417,14 @@ class _Builder:
 
     # --- relationship ---------------------------------------------------------------------------
     def relationship(self) -> None:
+        """Relationship strength per contact, summed up per account (``relationship_statement``)."""
+        self._relationship_rows(self.rows_in_partitions(self.relationship_statement()))
+
+    def relationship_statement(self, *, sorted_ahead: bool = False) -> Select[Any]:
         """Per-contact aggregates over the relationship window, from participants alone.
+
+        ``sorted_ahead``: order the result by its group key, the order it comes in anyway, so that SQLite sorts it
+        and so computes the whole result in its first step (see ``_relationship_ahead``).
 
         Participant rows carry their activity's account, time, type, direction and deleted flag, so over the
         whole portfolio this is one scan of ``ix_activity_participants_account`` in group order: no join to
@@ -474,9 +486,11 @@ class _Builder:
             self.days_before(pc.c.last_touch).label("days_since"),
             gone.label("gone"), level.label("level"), c.c.department,
         ).join(c, and_(c.c.source == pc.c[source.name], c.c.external_id == pc.c.contact_external_id))
-        self._relationship_rows(stmt)
+        if sorted_ahead:
+            stmt = stmt.order_by(pc.c[source.name], pc.c[account.name], pc.c.contact_external_id)
+        return stmt
 
-    def _relationship_rows(self, stmt: Select[Any]) -> None:
+    def _relationship_rows(self, partitions: Iterable[Sequence[Sequence[Any]]]) -> None:
         """Per-contact rows -> per-contact strength -> per-account signals, vectorized.
 
         Rows are streamed into a compact numeric matrix. Names are read afterwards, only for the contacts that
@@ -493,7 +507,7 @@ class _Builder:
         detail_pos = [self.pos[x] for x in self.detail_for if x in self.pos]
         # Column-wise per partition (zip, numpy) rather than a Python step per row. Columns: 0 source,
         # 1 account, 2 contact id, 3-12 numeric aggregates and gone, 13 seniority level code, 14 department.
-        for partition in self.rows_in_partitions(stmt):
+        for partition in partitions:
             cols = list(zip(*partition, strict=True))
             block = np.empty((len(partition), 14))
             block[:, 0] = self.positions(cols[0], cols[1])  # an account outside the frame: NaN
@@ -872,6 +886,29 @@ def _second_connection_pays(conn: Connection) -> bool:
     return conn.dialect.name != "sqlite" and not single_connection(conn)
 
 
+def _ahead_pays(conn: Connection) -> bool:
+    """Whether, in one process, the relationship query pays to run ahead on a second connection: SQLite on a file."""
+    return conn.dialect.name == "sqlite" and not single_connection(conn)
+
+
+def _relationship_ahead(builder: _Builder) -> tuple[Connection, CursorResult[Any]]:
+    """SQLite: the relationship query run to its end on a connection of its own, in a thread; read it afterwards.
+
+    Sorted, the whole result is computed in the query's first ``sqlite3_step``, which the driver runs without the
+    GIL: the SQL (about 3.5 s at 100k accounts) runs on the second CPU while the calling thread computes the other
+    families. Reading the rows is left to the caller once it is done, so that the two threads do not take the GIL
+    from each other for every row (which made a whole family in a thread no faster, see ``_second_connection_pays``).
+    The connection is the caller's to close; the engine's file connections may change threads.
+    """
+    own = builder.conn.engine.connect()
+    try:
+        return own, own.execute(builder.relationship_statement(sorted_ahead=True)
+                                .execution_options(yield_per=STREAM_ROWS))
+    except BaseException:
+        own.close()
+        raise
+
+
 def _on_own_connection(builder: _Builder, family: Callable[[_Builder], None]) -> None:
     with builder.conn.engine.connect() as own:
         worker = copy.copy(builder)  # shares the signal columns; only the connection is its own
@@ -894,7 +931,8 @@ def compute_signals(
 
     ``detail_for``: account ids whose per-contact strengths are kept (for explanations).
     ``parallel``: in one process, run the relationship family on a second connection of the same engine, at the
-    same time as the others, where that pays (a database server, see ``_second_connection_pays``).
+    same time as the others: all of it on a database server (``_second_connection_pays``), its SQL alone on a
+    SQLite file (``_relationship_ahead``).
     ``workers``: with more than one, processes that each compute a share of the portfolio
     (``scoring.partitions``; the whole portfolio only, not an explicit set of accounts).
     With either, ``conn`` must hold no uncommitted writes: the other connections read what is committed.
@@ -916,6 +954,18 @@ def compute_signals(
                 relationship = threads.submit(_on_own_connection, b, _Builder.relationship)
                 b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f != "relationship")
                 relationship.result()
+        elif parallel and _ahead_pays(conn):
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals") as threads:
+                ahead = threads.submit(_relationship_ahead, b)
+                done = False
+                try:
+                    b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f != "relationship")
+                    done = True
+                finally:
+                    own, result = ahead.result()
+                    with own:
+                        if done:
+                            b._relationship_rows(b.partitions_of(result))
         else:
             b.all_families()
     frame = SignalFrame(as_of=as_of, accounts=accounts, values=b.values, champions=b.champions, contacts=b.contacts)

@@ -85,9 +85,28 @@ def test_explicit_account_ids_limit_the_frame(small_book: Engine) -> None:
 
 
 def test_the_relationship_family_on_its_own_connection_gives_the_same_frame(small_book: Engine) -> None:
-    alone, together = _frame(small_book), _frame(small_book, parallel=True)
+    """PostgreSQL: the whole family in a thread; a SQLite file: its query run ahead in a thread, read afterwards."""
+    with small_book.connect() as conn:
+        everyone = [a.id for a in compute_signals(conn, CONFIG, T).accounts]
+    alone = _frame(small_book, detail_for=everyone)
+    together = _frame(small_book, parallel=True, detail_for=everyone)
     assert _by_name(together) == _by_name(alone)
     assert together.champions == alone.champions
+    assert together.contacts == alone.contacts and alone.contacts
+
+
+def test_a_failing_family_beside_the_relationship_query_gives_back_both_connections(
+    small_book: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scoring.signals import _Builder
+
+    def broken(self: _Builder) -> None:
+        raise RuntimeError("support failed")
+
+    monkeypatch.setattr(_Builder, "support", broken)
+    with pytest.raises(RuntimeError, match="support failed"):
+        _frame(small_book, parallel=True)
+    assert small_book.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 def test_parallel_runs_on_one_connection_for_sqlite_in_memory() -> None:
