@@ -28,6 +28,7 @@ from sqlalchemy import (
     Connection,
     CursorResult,
     Date,
+    Engine,
     Select,
     Subquery,
     Table,
@@ -199,6 +200,12 @@ def _count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.sum(case((cond, 1), else_=0))
 
 
+def _sorted_apart(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A sort key SQLite cannot take from an index (``+col``, the same value): the result is sorted in a sorter,
+    which needs every row before the first, so the query's first step computes all of it."""
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+
+
 class _Columns(dict[str, np.ndarray]):
     """Signal columns made on first use, all NaN."""
 
@@ -323,18 +330,22 @@ class _Builder:
         partition (zip, a map over a dict, numpy) rather than a Python step per row; rows of accounts outside
         the frame are dropped.
         """
+        return self.columns_from(self.rows_in_partitions(stmt), len(stmt.selected_columns), keyed=keyed)
+
+    def columns_from(self, partitions: Iterable[Sequence[Sequence[Any]]], width: int, *,
+                     keyed: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``columns`` of rows already streaming (``width`` columns each)."""
         skip = 2 if keyed else 1
         positions: list[np.ndarray] = []
         blocks: list[list[np.ndarray]] = []
-        for partition in self.rows_in_partitions(stmt):
+        for partition in partitions:
             cols = list(zip(*partition, strict=True))
             at = self.positions(cols[0], cols[1] if keyed else None)
             known = ~np.isnan(at)
             positions.append(at[known].astype(np.int64))
             blocks.append([np.array(col, dtype=float)[known] for col in cols[skip:]])
         if not positions:
-            width = len(stmt.selected_columns) - skip
-            return np.zeros(0, dtype=np.int64), [np.zeros(0) for _ in range(width)]
+            return np.zeros(0, dtype=np.int64), [np.zeros(0) for _ in range(width - skip)]
         return np.concatenate(positions), [np.concatenate(parts) for parts in zip(*blocks, strict=True)]
 
     def scatter(self, stmt: Select[Any], names: Sequence[str], *, keyed: bool = False) -> None:
@@ -382,7 +393,15 @@ class _Builder:
         self.run(self.KEYED_FAMILIES + self.LINKED_FAMILIES)
 
     # --- engagement -----------------------------------------------------------------------------
+    ENGAGEMENT = ("days_since_two_way_touch", "days_since_touch", "touches_90d", "meetings_90d", "touches_period")
+
     def engagement(self) -> None:
+        """Touches per account: when the last ones were, how many in the windows (``engagement_statement``)."""
+        stmt = self.engagement_statement()
+        self._engagement_rows(self.rows_in_partitions(stmt), len(stmt.selected_columns))
+
+    def engagement_statement(self, *, sorted_ahead: bool = False) -> Select[Any]:
+        """One row per account reference; ``sorted_ahead`` as for ``relationship_statement``."""
         a = ACT
         flag = self.config.flags.lonely_client
         is_touch = a.c.activity_type.in_(TOUCH_TYPES)
@@ -403,11 +422,15 @@ class _Builder:
             .where(self.scanned(a.c.occurred_at) < self.as_of, not_(a.c.is_deleted), only)
             .group_by(source, account)
         )
+        return stmt.order_by(*map(_sorted_apart, (source, account))) if sorted_ahead else stmt
+
+    def _engagement_rows(self, partitions: Iterable[Sequence[Sequence[Any]]], width: int) -> None:
         n = len(self.accounts)
         self.values["touches_period"] = np.zeros(n)
         self.values["days_since_touch"] = np.full(n, np.nan)
-        self.scatter(stmt, ["days_since_two_way_touch", "days_since_touch", "touches_90d", "meetings_90d",
-                            "touches_period"], keyed=True)
+        at, cols = self.columns_from(partitions, width, keyed=True)
+        for name, col in zip(self.ENGAGEMENT, cols, strict=True):
+            self.values[name][at] = col
         for name in ("days_since_two_way_touch", "days_since_touch"):  # to the microsecond on both backends
             self.values[name] = np.round(self.values[name], 6)
         # No activity at all is a fact, not missing data: zero touches.
@@ -424,7 +447,7 @@ class _Builder:
         """Per-contact aggregates over the relationship window, from participants alone.
 
         ``sorted_ahead``: order the result by its group key, the order it comes in anyway, so that SQLite sorts it
-        and so computes the whole result in its first step (see ``_relationship_ahead``).
+        and so computes the whole result in its first step (see ``_QueriesAhead``).
 
         Participant rows carry their activity's account, time, type, direction and deleted flag, so over the
         whole portfolio this is one scan of ``ix_activity_participants_account`` in group order: no join to
@@ -487,7 +510,7 @@ class _Builder:
             gone.label("gone"), level.label("level"), c.c.department,
         ).join(c, and_(c.c.source == pc.c[source.name], c.c.external_id == pc.c.contact_external_id))
         if sorted_ahead:
-            stmt = stmt.order_by(pc.c[source.name], pc.c[account.name], pc.c.contact_external_id)
+            stmt = stmt.order_by(*map(_sorted_apart, (pc.c[source.name], pc.c[account.name], pc.c.contact_external_id)))
         return stmt
 
     def _relationship_rows(self, partitions: Iterable[Sequence[Sequence[Any]]]) -> None:
@@ -891,22 +914,46 @@ def _ahead_pays(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite" and not single_connection(conn)
 
 
-def _relationship_ahead(builder: _Builder) -> tuple[Connection, CursorResult[Any]]:
-    """SQLite: the relationship query run to its end on a connection of its own, in a thread; read it afterwards.
+class _QueriesAhead:
+    """SQLite: queries run to their end on connections of their own, one after another in a thread, and read later.
 
-    Sorted, the whole result is computed in the query's first ``sqlite3_step``, which the driver runs without the
-    GIL: the SQL (about 3.5 s at 100k accounts) runs on the second CPU while the calling thread computes the other
-    families. Reading the rows is left to the caller once it is done, so that the two threads do not take the GIL
-    from each other for every row (which made a whole family in a thread no faster, see ``_second_connection_pays``).
-    The connection is the caller's to close; the engine's file connections may change threads.
+    Sorted apart (``_sorted_apart``), a query's whole result is computed in its first ``sqlite3_step``, which the
+    driver runs without the GIL: the relationship SQL (about 3.5 s at 100k accounts) and then the engagement SQL
+    run on the second CPU while the calling thread computes the other families. The rows are read by the calling
+    thread, each result once it is ready, so that the two threads do not take the GIL from each other for every row
+    (which made a whole family in a thread no faster, see ``_second_connection_pays``). The engine's file
+    connections may change threads.
     """
-    own = builder.conn.engine.connect()
-    try:
-        return own, own.execute(builder.relationship_statement(sorted_ahead=True)
-                                .execution_options(yield_per=STREAM_ROWS))
-    except BaseException:
-        own.close()
-        raise
+
+    def __init__(self, engine: Engine, statements: Sequence[Select[Any]]) -> None:
+        self.threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals")
+        self.ahead = [self.threads.submit(self._execute, engine, stmt) for stmt in statements]
+
+    @staticmethod
+    def _execute(engine: Engine, stmt: Select[Any]) -> tuple[Connection, CursorResult[Any]]:
+        own = engine.connect()
+        try:
+            return own, own.execute(stmt.execution_options(yield_per=STREAM_ROWS))
+        except BaseException:
+            own.close()
+            raise
+
+    def result(self, i: int) -> CursorResult[Any]:
+        """The i-th statement's result, waiting for it to be computed."""
+        return self.ahead[i].result()[1]
+
+    def __enter__(self) -> _QueriesAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for future in self.ahead:
+            future.cancel()
+        self.threads.shutdown(wait=True)
+        for future in self.ahead:
+            if not future.cancelled() and future.exception() is None:
+                own, result = future.result()
+                result.close()
+                own.close()
 
 
 def _on_own_connection(builder: _Builder, family: Callable[[_Builder], None]) -> None:
@@ -931,8 +978,8 @@ def compute_signals(
 
     ``detail_for``: account ids whose per-contact strengths are kept (for explanations).
     ``parallel``: in one process, run the relationship family on a second connection of the same engine, at the
-    same time as the others: all of it on a database server (``_second_connection_pays``), its SQL alone on a
-    SQLite file (``_relationship_ahead``).
+    same time as the others: all of it on a database server (``_second_connection_pays``); on a SQLite file, its
+    SQL and the engagement family's, read afterwards (``_QueriesAhead``).
     ``workers``: with more than one, processes that each compute a share of the portfolio
     (``scoring.partitions``; the whole portfolio only, not an explicit set of accounts).
     With either, ``conn`` must hold no uncommitted writes: the other connections read what is committed.
@@ -955,17 +1002,11 @@ def compute_signals(
                 b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f != "relationship")
                 relationship.result()
         elif parallel and _ahead_pays(conn):
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals") as threads:
-                ahead = threads.submit(_relationship_ahead, b)
-                done = False
-                try:
-                    b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f != "relationship")
-                    done = True
-                finally:
-                    own, result = ahead.result()
-                    with own:
-                        if done:
-                            b._relationship_rows(b.partitions_of(result))
+            engagement = b.engagement_statement(sorted_ahead=True)
+            with _QueriesAhead(conn.engine, [b.relationship_statement(sorted_ahead=True), engagement]) as ahead:
+                b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f not in ("relationship", "engagement"))
+                b._relationship_rows(b.partitions_of(ahead.result(0)))
+                b._engagement_rows(b.partitions_of(ahead.result(1)), len(engagement.selected_columns))
         else:
             b.all_families()
     frame = SignalFrame(as_of=as_of, accounts=accounts, values=b.values, champions=b.champions, contacts=b.contacts)
