@@ -588,7 +588,7 @@ def verify_reference(sqlite_path: Path, config: ScoringConfig | None = None,
     engine = make_engine(f"sqlite:///{sqlite_path}")
     try:
         with engine.connect() as conn:
-            frame = compute_signals(conn, config, AS_OF)
+            frame = compute_signals(conn, config, AS_OF, parallel=True)  # as a run computes them
     finally:
         engine.dispose()
     frame_ids = [a.id for a in frame.accounts]
