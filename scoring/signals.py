@@ -79,6 +79,7 @@ LINK: Table = AccountLink.__table__  # type: ignore[assignment]
 TOUCH_TYPES = ("email", "call", "meeting")
 EXEC_LEVELS = ("c_level", "vp")
 SENIORITY_LEVELS = ["c_level", "vp", "director", "manager", "individual", "unknown"]
+_LEVELS = len(SENIORITY_LEVELS)
 HIGH_PRIORITY = ("p1", "p2")
 STREAM_ROWS = 20_000
 
@@ -473,8 +474,7 @@ class _Builder:
             select(
                 source,
                 account,
-                p.c.contact_external_id,
-                func.count().label("touches"),
+                p.c.contact_external_id,  # touches: the four kinds below add up to all of them
                 func.max(p.c.occurred_at).label("last_touch"),
                 _count_if(p.c.activity_type == "meeting").label("meetings"),
                 _count_if(p.c.activity_type == "call").label("calls"),
@@ -504,10 +504,10 @@ class _Builder:
         level = func.coalesce(case({x: k for k, x in enumerate(SENIORITY_LEVELS)}, value=c.c.seniority), unknown)
         stmt = select(
             pc.c[source.name].label("source_key"), pc.c[account.name].label("account_key"),
-            c.c.id.label("contact_id"), pc.c.touches, pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
+            c.c.id.label("contact_id"), pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
             pc.c.one_way_emails, pc.c.engaged_touches, pc.c.meetings_180d, pc.c.active_buckets,
             self.days_before(pc.c.last_touch).label("days_since"),
-            gone.label("gone"), level.label("level"), c.c.department,
+            (gone * _LEVELS + level).label("state"), c.c.department,
         ).join(c, and_(c.c.source == pc.c[source.name], c.c.external_id == pc.c.contact_external_id))
         if sorted_ahead:
             stmt = stmt.order_by(*map(_sorted_apart, (pc.c[source.name], pc.c[account.name], pc.c.contact_external_id)))
@@ -528,29 +528,30 @@ class _Builder:
         department_name: dict[int, str] = {}
         blocks: list[np.ndarray] = []
         detail_pos = [self.pos[x] for x in self.detail_for if x in self.pos]
-        # Column-wise per partition (zip, numpy) rather than a Python step per row. Columns: 0 source,
-        # 1 account, 2 contact id, 3-12 numeric aggregates and gone, 13 seniority level code, 14 department.
+        # Column-wise per partition (zip, numpy) rather than a Python step per row; each value read costs, so
+        # the query sends none that can be derived. Columns: 0 source, 1 account, 2 contact id, 3-10 numeric
+        # aggregates, 11 state (gone x _LEVELS + seniority level code), 12 department.
         for partition in partitions:
             cols = list(zip(*partition, strict=True))
-            block = np.empty((len(partition), 14))
+            block = np.empty((len(partition), 12))
             block[:, 0] = self.positions(cols[0], cols[1])  # an account outside the frame: NaN
-            block[:, 1:13] = np.array(cols[2:14], dtype=float).T
+            block[:, 1:11] = np.array(cols[2:12], dtype=float).T
             codes: dict[str | None, int] = {None: -1, "": -1}
-            for d in set(cols[14]) - codes.keys():
+            for d in set(cols[12]) - codes.keys():
                 codes[d] = dept_code.setdefault(d.lower(), len(dept_code))
                 department_name.setdefault(codes[d], d)  # as first written
-            block[:, 13] = [codes[d] for d in cols[14]]
+            block[:, 11] = [codes[d] for d in cols[12]]
             blocks.append(block)
-        m = np.concatenate(blocks) if blocks else np.empty((0, 14))
+        m = np.concatenate(blocks) if blocks else np.empty((0, 12))
         blocks.clear()  # the partitions' copies go before the filtered one is made (peak memory)
         m = m[~np.isnan(m[:, 0])]
         pos = m[:, 0].astype(np.int64)
         contact_ids = m[:, 1].astype(np.int64)
-        touches, meetings, calls, two_way, one_way = m[:, 2], m[:, 3], m[:, 4], m[:, 5], m[:, 6]
-        engaged_touches, meetings_180d, buckets, days = m[:, 7], m[:, 8], m[:, 9], m[:, 10]
-        gone = m[:, 11].astype(np.int64)
-        levels = m[:, 12].astype(np.int64)
-        depts = m[:, 13].astype(np.int64)
+        meetings, calls, two_way, one_way = m[:, 2], m[:, 3], m[:, 4], m[:, 5]
+        touches = meetings + calls + two_way + one_way
+        engaged_touches, meetings_180d, buckets, days = m[:, 6], m[:, 7], m[:, 8], m[:, 9]
+        gone, levels = np.divmod(m[:, 10].astype(np.int64), _LEVELS)
+        depts = m[:, 11].astype(np.int64)
         weights = seniority_weights(SENIORITY_LEVELS, rc)[levels]
         strengths = contact_strengths(days, meetings, calls, two_way, one_way, buckets, weights, rc)
         live = gone == 0
