@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, select
 
 from core.config.scoring import FLAG_NAMES, ScoringConfig
 from scoring.bands import active_override, apply_hysteresis, band_of, direction_of
@@ -24,12 +24,13 @@ from scoring.drivers import Driver, headline, phrase, summarize
 from scoring.flags import FlagState, flag_states
 from scoring.scorecard import CardResult, apply_scorecard, assign_scorecards
 from scoring.signals import SignalFrame, compute_signals
-from store.models import ScoreHistory
+from store.models import Account, ScoreHistory
 from store.upsert import append_rows
 
 log = logging.getLogger(__name__)
 
 SH: Table = ScoreHistory.__table__  # type: ignore[assignment]
+ACC: Table = Account.__table__  # type: ignore[assignment]
 PERSIST_BATCH = 2_000
 MAX_DRIVERS = 10  # more never fit in 255 characters
 
@@ -123,21 +124,23 @@ def load_history(conn: Connection, as_of: datetime, trend_days: int,
     """Per account, the latest stored score at or before ``as_of``, and at or before ``as_of - trend_days``."""
 
     def latest(cutoff: datetime) -> dict[int, PastScore]:
-        ranked = (
-            select(
-                SH.c.account_id, SH.c.score, SH.c.as_of, SH.c.band, SH.c.computed_band,
-                func.row_number().over(partition_by=SH.c.account_id, order_by=(SH.c.as_of.desc(), SH.c.id.desc()))
-                .label("rn"),
-            )
-            .where(SH.c.as_of <= cutoff)
+        # One index seek per account (ix_score_history_account_as_of) for its latest row's id, then that row:
+        # the time does not grow with the history's length, which grows by one row per account per run.
+        h = SH.alias("h")
+        last_id = (
+            select(h.c.id)
+            .where(h.c.account_id == ACC.c.id, h.c.as_of <= cutoff)
+            .order_by(h.c.as_of.desc(), h.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = select(SH.c.account_id, SH.c.score, SH.c.as_of, SH.c.band, SH.c.computed_band).select_from(
+            ACC.join(SH, SH.c.id == last_id)
         )
         if account_ids is not None:
-            ranked = ranked.where(SH.c.account_id.in_(list(account_ids)))
-        sub = ranked.subquery("ranked")
-        rows = conn.execute(
-            select(sub.c.account_id, sub.c.score, sub.c.as_of, sub.c.band, sub.c.computed_band).where(sub.c.rn == 1)
-        )
-        return {r.account_id: PastScore(r.score, _aware(r.as_of), r.band, r.computed_band) for r in rows}
+            stmt = stmt.where(ACC.c.id.in_(list(account_ids)))
+        return {r.account_id: PastScore(r.score, _aware(r.as_of), r.band, r.computed_band)
+                for r in conn.execute(stmt)}
 
     return History(previous=latest(as_of), trend_base=latest(as_of - timedelta(days=trend_days)))
 

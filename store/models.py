@@ -325,7 +325,10 @@ class ScoreHistory(Base):
     """One account's score from one run: the number, its band, and every measure behind it."""
 
     __tablename__ = "score_history"
-    __table_args__ = (Index("ix_score_history_account_time", "account_id", "scored_at"),)
+    __table_args__ = (
+        Index("ix_score_history_account_time", "account_id", "scored_at"),
+        Index("ix_score_history_account_as_of", "account_id", "as_of", "id"),  # latest score before a moment
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(36), index=True)

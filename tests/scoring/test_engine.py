@@ -121,3 +121,32 @@ def test_mapped_custom_fields_score_as_numeric_and_categorical_signals(small_boo
     a_row = _history(small_book)[0]
     assert [(m["name"], m["raw"], m["points"]) for m in a_row.measures] == [
         ("tier", "Gold", 100.0), ("usage_score", 72.5, 72.5)]
+
+
+def test_history_gives_each_account_its_latest_score_at_or_before_each_moment(small_book: Engine) -> None:
+    """Later rows are not seen, a tie on as_of goes to the row stored last, and the account filter holds."""
+    from sqlalchemy import insert
+
+    from scoring.engine import load_history
+
+    with small_book.begin() as conn:
+        ids = conn.execute(select(Account.id).order_by(Account.id)).scalars().all()
+        a, b, quiet = ids[0], ids[1], ids[2]
+
+        def row(account: int, days_ago: float, score: float, band: str) -> dict[str, object]:
+            at = T - timedelta(days=days_ago)
+            return {"run_id": f"r{score}", "account_id": account, "scored_at": at, "as_of": at, "scorecard": "default",
+                    "score": score, "band": band, "computed_band": band, "coverage": 1.0, "flags": {},
+                    "measures": {}, "signals": {}, "drivers": ""}
+
+        conn.execute(insert(ScoreHistory), [
+            row(a, 40, 50.0, "yellow"), row(a, 30, 55.0, "yellow"), row(a, 30, 56.0, "yellow"),  # a tie at 30 days
+            row(a, 1, 80.0, "green"), row(a, -1, 99.0, "green"),  # after as_of: never seen
+            row(b, 10, 30.0, "red"),
+        ])
+        history = load_history(conn, T, 30)
+        assert {k: (v.score, v.band) for k, v in history.previous.items()} == {a: (80.0, "green"), b: (30.0, "red")}
+        assert {k: v.score for k, v in history.trend_base.items()} == {a: 56.0}
+        assert history.previous[a].as_of == T - timedelta(days=1)
+        only_b = load_history(conn, T, 30, account_ids=[b, quiet])
+        assert set(only_b.previous) == {b} and only_b.trend_base == {}
