@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, exists, select
 
 from store.models import Account, Run, ScoreHistory
 
@@ -357,7 +357,10 @@ def summarize_scores(
         if started is not None:
             previous_run = conn.execute(
                 select(Run.id)
-                .where(Run.id != run_id, Run.started_at < started, Run.id.in_(select(ScoreHistory.run_id).distinct()))
+                # EXISTS seeks ix_score_history_run_id per run, latest first; a DISTINCT over every history row
+                # read the whole index, which grows by one row per account per run.
+                .where(Run.id != run_id, Run.started_at < started,
+                       exists().where(ScoreHistory.run_id == Run.id))
                 .order_by(Run.started_at.desc())
                 .limit(1)
             ).scalar()

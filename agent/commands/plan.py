@@ -15,7 +15,9 @@ def run(ctx: CommandContext, force: bool = False) -> int:
     engine = ctx.engine
     with engine.connect() as conn:
         run_id = conn.execute(
-            select(ScoreHistory.run_id).order_by(ScoreHistory.scored_at.desc(), ScoreHistory.id.desc()).limit(1)
+            # The row stored last (its primary key): ordering by scored_at read the whole history, which grows by
+            # one row per account per run.
+            select(ScoreHistory.run_id).order_by(ScoreHistory.id.desc()).limit(1)
         ).scalar()
     if run_id is None:
         ctx.err_console.print("No scores yet: run `health-agent run --once` first.", markup=False)
