@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, delete, exists, select
 
 from core.config.scoring import FLAG_NAMES, ScoringConfig
 from scoring.bands import active_override, apply_hysteresis, band_of, direction_of
@@ -95,6 +95,7 @@ class ScoringResult:
     movers: list[AccountScore]  # accounts whose band changed against the last stored score
     seconds: float
     scorecard_counts: dict[str, int] = field(default_factory=dict)
+    history_pruned: int = 0  # stored scores deleted as older than history_keep_days
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,29 @@ def _r(v: float | None, digits: int = 2) -> float | None:
 
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def prune_history(engine: Engine, before: datetime, *, batch: int = 20_000) -> int:
+    """Delete stored scores dated (as_of) before ``before``, except each account's latest; returns how many.
+
+    In transactions of ``batch`` rows, so a large first prune holds no long lock. The old rows are found through
+    ix_score_history_as_of and each one's newer sibling through ix_score_history_account_as_of: the cost follows
+    what is deleted, not the history's length.
+    """
+    h, newer = SH.alias("h"), SH.alias("newer")
+    doomed = (
+        select(h.c.id)
+        .where(h.c.as_of < before,
+               exists().where(newer.c.account_id == h.c.account_id, newer.c.as_of > h.c.as_of))
+        .limit(batch)
+    )
+    deleted = 0
+    while True:
+        with engine.begin() as conn:
+            count = conn.execute(delete(SH).where(SH.c.id.in_(doomed.scalar_subquery()))).rowcount
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 def load_history(conn: Connection, as_of: datetime, trend_days: int,
@@ -428,6 +452,9 @@ def score_accounts(
         if persist and summaries:
             with engine.begin() as conn:
                 append_rows(conn, SH, [row for _, row in summaries])
+    pruned = 0
+    if persist and account_ids is None and config.history_keep_days is not None:
+        pruned = prune_history(engine, as_of - timedelta(days=config.history_keep_days))
     bands = Counter(r.band for r in results)
     result = ScoringResult(
         run_id=run_id,
@@ -437,7 +464,11 @@ def score_accounts(
         movers=[r for r in results if r.previous_band is not None and r.previous_band != r.band],
         seconds=time.perf_counter() - started,
         scorecard_counts=dict(Counter(r.scorecard for r in results)),
+        history_pruned=pruned,
     )
+    if pruned:
+        log.info("deleted %d stored scores older than %d days (each account keeps its latest)", pruned,
+                 config.history_keep_days, extra={"run_id": run_id})
     log.info(
         "scored %d accounts as of %s in %.2fs: %s; %d movers",
         len(results), as_of.isoformat(), result.seconds, result.band_counts, len(result.movers),

@@ -328,6 +328,7 @@ class ScoreHistory(Base):
     __table_args__ = (
         Index("ix_score_history_account_time", "account_id", "scored_at"),
         Index("ix_score_history_account_as_of", "account_id", "as_of", "id"),  # latest score before a moment
+        Index("ix_score_history_as_of", "as_of"),  # the oldest rows, for retention
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -411,6 +411,11 @@ class ScoringConfig(StrictModel):
     )
     trend_days: int = Field(default=30, ge=1, description="The trend compares with the score this many days ago.")
     flat_points: float = Field(default=2, ge=0, description="A trend within +/- this many points is flat.")
+    history_keep_days: int | None = Field(
+        default=400, ge=2,
+        description="Stored scores older than this many days are deleted after each run, except each account's "
+                    "latest (about 4 KB per account per run); null keeps them all.",
+    )
     flags: FlagsConfig = FlagsConfig()
     intent: IntentConfig = IntentConfig()
     relationship: RelationshipConfig = RelationshipConfig()
@@ -427,6 +432,13 @@ class ScoringConfig(StrictModel):
         names = [c.name for c in self.scorecards]
         if len(set(names)) != len(names):
             raise ValueError("scorecard names must be unique")
+        return self
+
+    @model_validator(mode="after")
+    def _history_outlives_the_trend(self) -> ScoringConfig:
+        if self.history_keep_days is not None and self.history_keep_days <= self.trend_days:
+            raise ValueError(f"history_keep_days ({self.history_keep_days}) must be more than trend_days "
+                             f"({self.trend_days}): the trend compares with a score that old")
         return self
 
     def band_names(self) -> list[str]:

@@ -123,22 +123,24 @@ def test_mapped_custom_fields_score_as_numeric_and_categorical_signals(small_boo
         ("tier", "Gold", 100.0), ("usage_score", 72.5, 72.5)]
 
 
+def _stored(account: int, days_ago: float, score: float, band: str = "yellow") -> dict[str, object]:
+    """A score_history row dated days_ago before T."""
+    at = T - timedelta(days=days_ago)
+    return {"run_id": f"r{score}", "account_id": account, "scored_at": at, "as_of": at, "scorecard": "default",
+            "score": score, "band": band, "computed_band": band, "coverage": 1.0, "flags": {},
+            "measures": {}, "signals": {}, "drivers": ""}
+
+
 def test_history_gives_each_account_its_latest_score_at_or_before_each_moment(small_book: Engine) -> None:
     """Later rows are not seen, a tie on as_of goes to the row stored last, and the account filter holds."""
     from sqlalchemy import insert
 
     from scoring.engine import load_history
 
+    row = _stored
     with small_book.begin() as conn:
         ids = conn.execute(select(Account.id).order_by(Account.id)).scalars().all()
         a, b, quiet = ids[0], ids[1], ids[2]
-
-        def row(account: int, days_ago: float, score: float, band: str) -> dict[str, object]:
-            at = T - timedelta(days=days_ago)
-            return {"run_id": f"r{score}", "account_id": account, "scored_at": at, "as_of": at, "scorecard": "default",
-                    "score": score, "band": band, "computed_band": band, "coverage": 1.0, "flags": {},
-                    "measures": {}, "signals": {}, "drivers": ""}
-
         conn.execute(insert(ScoreHistory), [
             row(a, 40, 50.0, "yellow"), row(a, 30, 55.0, "yellow"), row(a, 30, 56.0, "yellow"),  # a tie at 30 days
             row(a, 1, 80.0, "green"), row(a, -1, 99.0, "green"),  # after as_of: never seen
@@ -150,3 +152,44 @@ def test_history_gives_each_account_its_latest_score_at_or_before_each_moment(sm
         assert history.previous[a].as_of == T - timedelta(days=1)
         only_b = load_history(conn, T, 30, account_ids=[b, quiet])
         assert set(only_b.previous) == {b} and only_b.trend_base == {}
+
+
+def test_retention_deletes_old_scores_but_keeps_each_accounts_latest(small_book: Engine) -> None:
+    from sqlalchemy import insert
+
+    from scoring.engine import prune_history
+
+    with small_book.begin() as conn:
+        a, b, c = conn.execute(select(Account.id).order_by(Account.id)).scalars().all()[:3]
+        conn.execute(insert(ScoreHistory), [
+            _stored(a, 500, 1.0), _stored(a, 450, 2.0), _stored(a, 10, 3.0),  # the two old ones go
+            _stored(b, 500, 4.0),  # old, but b's latest: stays
+            _stored(c, 500, 5.0), _stored(c, 500, 6.0),  # both c's latest (one moment): stay
+        ])
+    assert prune_history(small_book, T - timedelta(days=400), batch=1) == 2  # one row per transaction
+    assert sorted(h.score for h in _history(small_book)) == [3.0, 4.0, 5.0, 6.0]
+    assert prune_history(small_book, T - timedelta(days=400)) == 0
+
+
+def test_a_run_prunes_history_past_the_configured_days_and_a_partial_run_does_not(small_book: Engine) -> None:
+    from sqlalchemy import insert
+
+    with small_book.begin() as conn:
+        a = conn.execute(select(Account.id).order_by(Account.id)).scalars().first()
+        assert a is not None
+        conn.execute(insert(ScoreHistory), [_stored(a, 30, 10.0)])
+    keep_all = CONFIG.model_copy(update={"history_keep_days": None})
+    assert score_accounts(small_book, keep_all, run_id="r1", as_of=T).history_pruned == 0
+    assert score_accounts(small_book, CONFIG, run_id="r2", as_of=T, account_ids=[a]).history_pruned == 0
+    short = CONFIG.model_copy(update={"history_keep_days": 31})
+    result = score_accounts(small_book, short, run_id="r3", as_of=T + timedelta(days=2))
+    assert result.history_pruned == 1  # the 32-day-old row; r1 and r2 are newer than 31 days
+    assert 10.0 not in {h.score for h in _history(small_book)}
+
+
+def test_history_must_outlive_the_trend() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"history_keep_days \(30\) must be more than trend_days \(30\)"):
+        ScoringConfig(history_keep_days=30)
+    assert ScoringConfig(history_keep_days=None).history_keep_days is None
