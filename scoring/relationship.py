@@ -4,15 +4,20 @@ Every component only grows with more contact: more touches raise frequency and i
 weighted by how close each interaction is: meeting > call > two-way email > one-way email), a later last
 touch raises recency, and touches in new periods raise regularity. So more recent or more frequent contact
 never lowers a contact's strength. The two-way ratio is reported, and enters through those weights.
-The computation is vectorized over per-contact aggregates (one array element per contact).
+The computation is vectorized over per-contact aggregates (one array element per contact): ``contact_strengths``
+in numpy, for the contacts an explanation lists, and ``strength_sql``, the same formula as a SQL expression, for
+the sums over a whole portfolio that scoring computes in the database.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from sqlalchemy import ColumnElement, case, func, literal
 
 from core.config.scoring import RelationshipConfig
 
@@ -90,6 +95,39 @@ def contact_strengths(days_since_last: np.ndarray, meetings: np.ndarray, calls: 
     base = (cw.recency * recency + cw.frequency * frequency + cw.regularity * regularity + cw.intimacy * intimacy)
     return StrengthArrays(recency, frequency, regularity, intimacy, two_way, seniority_weight,
                           seniority_weight * base / total)
+
+
+def strength_sql(days_since_last: ColumnElement[Any], meetings: ColumnElement[Any], calls: ColumnElement[Any],
+                 two_way_emails: ColumnElement[Any], one_way_emails: ColumnElement[Any],
+                 active_buckets: ColumnElement[Any], level: ColumnElement[Any], levels: Sequence[str],
+                 rc: RelationshipConfig) -> ColumnElement[Any]:
+    """``contact_strengths(...).strength`` as a SQL expression over per-contact aggregates with at least one touch
+    (``level``: a code, the position of the contact's seniority in ``levels``).
+
+    ``exp`` and ``power`` are SQL math functions: PostgreSQL's, and SQLite's when it was built with them (else
+    ``store.db`` provides them). Every constant is a float, so that no division is an integer one on SQLite.
+    """
+
+    def f(x: float) -> ColumnElement[Any]:
+        return literal(float(x))
+
+    touches = meetings + calls + two_way_emails + one_way_emails
+    days = case((days_since_last > 0, days_since_last), else_=f(0))
+    recency = func.power(f(0.5), days / f(rc.recency_half_life_days))
+    frequency = f(1) - func.exp(-touches / f(rc.frequency_scale))
+    regularity = case((active_buckets >= rc.regularity_buckets, f(1)),
+                      else_=active_buckets / f(rc.regularity_buckets))
+    w = rc.intimacy
+    weighted = (meetings * f(w.meeting) + calls * f(w.call) + two_way_emails * f(w.two_way_email)
+                + one_way_emails * f(w.one_way_email))
+    intimacy = f(1) - func.exp(-weighted / f(rc.intimacy_scale))
+    cw = rc.components
+    total = cw.recency + cw.frequency + cw.regularity + cw.intimacy
+    base = (f(cw.recency) * recency + f(cw.frequency) * frequency + f(cw.regularity) * regularity
+            + f(cw.intimacy) * intimacy)
+    weights = seniority_weights(list(levels), rc)
+    weight = case({k: f(x) for k, x in enumerate(weights)}, value=level, else_=f(rc.seniority.unknown))
+    return weight * base / f(total)
 
 
 def contact_strength(t: ContactTouches, seniority: str, rc: RelationshipConfig) -> StrengthParts:

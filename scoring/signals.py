@@ -3,9 +3,9 @@
 Each family (engagement, relationship, support, feedback, usage, billing, intent, contract) is one grouped
 query (plus a window query for medians and latest values); only rows dated before ``as_of`` are seen, and
 soft-deleted rows are not activity. Results are read a partition of columns at a time into numpy arrays
-(NaN = no data), per account, or per contact for relationship strength (``scoring.relationship``), so scoring
-100k accounts takes no Python step per row and stays small. Relationship aggregates read activity participants
-alone (each carries a copy of its activity's fields). On request, shares of the portfolio are computed in
+(NaN = no data), one row per account, so scoring 100k accounts takes no Python step per row and stays small.
+Relationship aggregates read activity participants alone (each carries a copy of its activity's fields), and sum
+per-contact strengths (``scoring.relationship``) in SQL. On request, shares of the portfolio are computed in
 processes of their own (``scoring.partitions``).
 """
 
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    BigInteger,
     Column,
     ColumnElement,
     Connection,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    collate,
     func,
     literal,
     not_,
@@ -46,7 +48,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from core.config.scoring import SIGNALS, ScoringConfig
-from scoring.relationship import StrengthParts, contact_strengths, seniority_weights
+from scoring.relationship import StrengthParts, contact_strengths, seniority_weights, strength_sql
 from store.models import (
     Account,
     AccountLink,
@@ -79,8 +81,12 @@ LINK: Table = AccountLink.__table__  # type: ignore[assignment]
 TOUCH_TYPES = ("email", "call", "meeting")
 EXEC_LEVELS = ("c_level", "vp")
 SENIORITY_LEVELS = ["c_level", "vp", "director", "manager", "individual", "unknown"]
-_LEVELS = len(SENIORITY_LEVELS)
 HIGH_PRIORITY = ("p1", "p2")
+# A champion is packed in one integer, (prior touches x span + span - 1 - contact id) x 8 + gone x 2 + stopped, whose
+# max() is the champion: contact ids below 2^32, prior touches below 2^28 (int64).
+_CHAMPION_ID_BITS = 32
+_CHAMPION_ID_SPAN = 1 << _CHAMPION_ID_BITS
+_GONE: dict[int, str | None] = {0: None, 1: "left", 2: "deleted"}
 STREAM_ROWS = 20_000
 
 
@@ -334,8 +340,9 @@ class _Builder:
         return self.columns_from(self.rows_in_partitions(stmt), len(stmt.selected_columns), keyed=keyed)
 
     def columns_from(self, partitions: Iterable[Sequence[Sequence[Any]]], width: int, *,
-                     keyed: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
-        """``columns`` of rows already streaming (``width`` columns each)."""
+                     keyed: bool = False, exact: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``columns`` of rows already streaming (``width`` columns each). The last ``exact`` columns are integers
+        read as int64, NULL as -1 (a float holds 53 bits)."""
         skip = 2 if keyed else 1
         positions: list[np.ndarray] = []
         blocks: list[list[np.ndarray]] = []
@@ -344,9 +351,12 @@ class _Builder:
             at = self.positions(cols[0], cols[1] if keyed else None)
             known = ~np.isnan(at)
             positions.append(at[known].astype(np.int64))
-            blocks.append([np.array(col, dtype=float)[known] for col in cols[skip:]])
+            blocks.append([np.array(col, dtype=float)[known] for col in cols[skip:width - exact]]
+                          + [np.array([-1 if v is None else v for v in col], dtype=np.int64)[known]
+                             for col in cols[width - exact:]])
         if not positions:
-            return np.zeros(0, dtype=np.int64), [np.zeros(0) for _ in range(width - skip)]
+            return np.zeros(0, dtype=np.int64), ([np.zeros(0) for _ in range(width - skip - exact)]
+                                                 + [np.zeros(0, dtype=np.int64) for _ in range(exact)])
         return np.concatenate(positions), [np.concatenate(parts) for parts in zip(*blocks, strict=True)]
 
     def scatter(self, stmt: Select[Any], names: Sequence[str], *, keyed: bool = False) -> None:
@@ -440,15 +450,16 @@ class _Builder:
             col[np.isnan(col)] = 0.0
 
     # --- relationship ---------------------------------------------------------------------------
+    RELATIONSHIP = ("relationship_capital", "thread_count", "seniority_levels_engaged", "departments_engaged",
+                    "exec_sponsor_engaged", "exec_meeting_180d", "days_since_exec_touch")
+
     def relationship(self) -> None:
         """Relationship strength per contact, summed up per account (``relationship_statement``)."""
         self._relationship_rows(self.rows_in_partitions(self.relationship_statement()))
 
-    def relationship_statement(self, *, sorted_ahead: bool = False) -> Select[Any]:
-        """Per-contact aggregates over the relationship window, from participants alone.
-
-        ``sorted_ahead``: order the result by its group key, the order it comes in anyway, so that SQLite sorts it
-        and so computes the whole result in its first step (see ``_QueriesAhead``).
+    def contact_statement(self, only: ColumnElement[bool] | None = None) -> Select[Any]:
+        """Per-contact aggregates over the relationship window, from participants alone: one row per contact
+        with a touch in the window, for the frame's accounts (or those ``only`` keeps).
 
         Participant rows carry their activity's account, time, type, direction and deleted flag, so over the
         whole portfolio this is one scan of ``ix_activity_participants_account`` in group order: no join to
@@ -469,7 +480,7 @@ class _Builder:
         email = p.c.activity_type == "email"
         email_two_way = and_(email, p.c.direction.in_(("inbound", "two_way")))
         email_one_way = and_(email, or_(p.c.direction.is_(None), not_(p.c.direction.in_(("inbound", "two_way")))))
-        source, account, only = self.account_key(p)
+        source, account, in_frame = self.account_key(p)
         per_contact = (
             select(
                 source,
@@ -491,103 +502,135 @@ class _Builder:
                 self.scanned(p.c.occurred_at) >= start,
                 not_(p.c.is_deleted),
                 p.c.activity_type.in_(TOUCH_TYPES),
-                only,
+                in_frame if only is None else only,
             )
             .group_by(source, account, p.c.contact_external_id)
             .subquery("pc")
         )
         pc: Subquery = per_contact
+        # A contact is gone (2 deleted, 1 left) as known at as_of, that is when last changed before it.
         changed_at = func.coalesce(c.c.source_updated_at, c.c.deleted_at)
         changed_before = or_(changed_at.is_(None), changed_at < as_of)
         gone = case((and_(c.c.is_deleted, changed_before), 2), (and_(c.c.has_left, changed_before), 1), else_=0)
         unknown = SENIORITY_LEVELS.index("unknown")
         level = func.coalesce(case({x: k for k, x in enumerate(SENIORITY_LEVELS)}, value=c.c.seniority), unknown)
-        stmt = select(
+        return select(
             pc.c[source.name].label("source_key"), pc.c[account.name].label("account_key"),
             c.c.id.label("contact_id"), pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
             pc.c.one_way_emails, pc.c.engaged_touches, pc.c.meetings_180d, pc.c.active_buckets,
-            self.days_before(pc.c.last_touch).label("days_since"),
-            (gone * _LEVELS + level).label("state"), c.c.department,
+            self.days_before(pc.c.last_touch).label("days_since"), gone.label("gone"), level.label("level"),
+            c.c.department,
         ).join(c, and_(c.c.source == pc.c[source.name], c.c.external_id == pc.c.contact_external_id))
+
+    def relationship_statement(self, *, sorted_ahead: bool = False) -> Select[Any]:
+        """One row per account reference: ``RELATIONSHIP``'s signals, summed up in SQL from the per-contact
+        aggregates (``contact_statement``), and the account's champion packed in one integer (``_champions``).
+
+        Each contact's strength is ``scoring.relationship.strength_sql``; only the per-account sums leave the
+        database, a fifth of the rows of per-contact ones, which reading cost more than the SQL computing them.
+        ``sorted_ahead``: order the result by its group key, the order it comes in anyway, so that SQLite sorts
+        it and so computes the whole result in its first step (see ``_QueriesAhead``).
+        """
+        rc = self.config.relationship
+        pc = self.contact_statement().subquery("contact")
+        live = pc.c.gone == 0
+        engaged = and_(live, pc.c.engaged_touches > 0)
+        is_exec = pc.c.level.in_([SENIORITY_LEVELS.index(x) for x in EXEC_LEVELS])
+        strength = strength_sql(pc.c.days_since, pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
+                                pc.c.one_way_emails, pc.c.active_buckets, pc.c.level, SENIORITY_LEVELS, rc)
+        department: ColumnElement[Any] = pc.c.department
+        if self.conn.dialect.name != "sqlite":
+            department = collate(department, "C")  # lower() of ASCII letters only, as SQLite's built-in lower()
+        prior = pc.c.meetings + pc.c.calls + pc.c.two_way_emails + pc.c.one_way_emails - pc.c.engaged_touches
+        # The champion: most touches before the engaged window, ties to the lowest contact id; with why it is
+        # gone (deleted, left, or no touch in the engaged window). One max() over an integer that orders so.
+        span = literal(_CHAMPION_ID_SPAN, BigInteger())
+        champion = ((prior * span + (span - 1 - pc.c.contact_id)) * 8
+                    + pc.c.gone * 2 + case((pc.c.engaged_touches == 0, 1), else_=0))
+        min_prior = self.config.flags.champion_gone.min_prior_touches
+        stmt = select(
+            pc.c.source_key,
+            pc.c.account_key,
+            func.sum(case((live, strength), else_=0.0)).label("strength_sum"),
+            _count_if(engaged).label("thread_count"),
+            func.count(case((engaged, pc.c.level)).distinct()).label("seniority_levels_engaged"),
+            func.count(case((and_(engaged, pc.c.department != ""), func.lower(department))).distinct()).label(
+                "departments_engaged"),
+            func.max(case((and_(engaged, is_exec), 1), else_=0)).label("exec_sponsor_engaged"),
+            func.max(case((and_(is_exec, pc.c.meetings_180d > 0), 1), else_=0)).label("exec_meeting_180d"),
+            func.min(case((is_exec, pc.c.days_since))).label("days_since_exec_touch"),
+            func.max(case((prior >= min_prior, champion))).label("champion"),
+        ).group_by(pc.c.source_key, pc.c.account_key)
         if sorted_ahead:
-            stmt = stmt.order_by(*map(_sorted_apart, (pc.c[source.name], pc.c[account.name], pc.c.contact_external_id)))
+            stmt = stmt.order_by(*map(_sorted_apart, (pc.c.source_key, pc.c.account_key)))
         return stmt
 
     def _relationship_rows(self, partitions: Iterable[Sequence[Sequence[Any]]]) -> None:
-        """Per-contact rows -> per-contact strength -> per-account signals, vectorized.
+        """Per-account rows of ``relationship_statement`` -> the signal columns, champions (and the contacts of
+        ``detail_for`` accounts, ``_contact_details``).
 
-        Rows are streamed into a compact numeric matrix. Names are read afterwards, only for the contacts that
-        can be shown: each account's champion and the contacts of ``detail_for`` accounts. A contact's department
-        is the stored one (connectors derive it from the title when the CRM has none).
+        No row for an account: no contact touched in the window, which is a fact (zero capital, no threads), not
+        missing data; only the days since an executive touch stay unknown.
         """
         rc = self.config.relationship
         n = len(self.accounts)
-        min_prior = self.config.flags.champion_gone.min_prior_touches
-        level_code = {level: k for k, level in enumerate(SENIORITY_LEVELS)}
-        dept_code: dict[str, int] = {}  # lowercased department -> code
-        department_name: dict[int, str] = {}
-        blocks: list[np.ndarray] = []
-        detail_pos = [self.pos[x] for x in self.detail_for if x in self.pos]
-        # Column-wise per partition (zip, numpy) rather than a Python step per row; each value read costs, so
-        # the query sends none that can be derived. Columns: 0 source, 1 account, 2 contact id, 3-10 numeric
-        # aggregates, 11 state (gone x _LEVELS + seniority level code), 12 department.
-        for partition in partitions:
-            cols = list(zip(*partition, strict=True))
-            block = np.empty((len(partition), 12))
-            block[:, 0] = self.positions(cols[0], cols[1])  # an account outside the frame: NaN
-            block[:, 1:11] = np.array(cols[2:12], dtype=float).T
-            codes: dict[str | None, int] = {None: -1, "": -1}
-            for d in set(cols[12]) - codes.keys():
-                codes[d] = dept_code.setdefault(d.lower(), len(dept_code))
-                department_name.setdefault(codes[d], d)  # as first written
-            block[:, 11] = [codes[d] for d in cols[12]]
-            blocks.append(block)
-        m = np.concatenate(blocks) if blocks else np.empty((0, 12))
-        blocks.clear()  # the partitions' copies go before the filtered one is made (peak memory)
-        m = m[~np.isnan(m[:, 0])]
-        pos = m[:, 0].astype(np.int64)
-        contact_ids = m[:, 1].astype(np.int64)
-        meetings, calls, two_way, one_way = m[:, 2], m[:, 3], m[:, 4], m[:, 5]
-        touches = meetings + calls + two_way + one_way
-        engaged_touches, meetings_180d, buckets, days = m[:, 6], m[:, 7], m[:, 8], m[:, 9]
-        gone, levels = np.divmod(m[:, 10].astype(np.int64), _LEVELS)
-        depts = m[:, 11].astype(np.int64)
-        weights = seniority_weights(SENIORITY_LEVELS, rc)[levels]
-        strengths = contact_strengths(days, meetings, calls, two_way, one_way, buckets, weights, rc)
-        live = gone == 0
-        engaged = (engaged_touches > 0) & live
-        is_exec = np.isin(levels, [level_code[x] for x in EXEC_LEVELS])
-        strength_sum = np.bincount(pos[live], weights=strengths.strength[live], minlength=n)
+        for name in self.RELATIONSHIP:
+            self.values[name] = np.zeros(n)
+        self.values["days_since_exec_touch"] = np.full(n, np.nan)
+        at, cols = self.columns_from(partitions, len(self.RELATIONSHIP) + 3, keyed=True, exact=1)
+        for name, col in zip(self.RELATIONSHIP, cols, strict=False):
+            self.values[name][at] = col
+        strength_sum = self.values["relationship_capital"]
         self.values["relationship_capital"] = 100.0 * (1.0 - np.exp(-strength_sum / rc.capital_scale))
-        self.values["thread_count"] = np.bincount(pos[engaged], minlength=n).astype(float)
-        self.values["seniority_levels_engaged"] = _distinct_per(pos[engaged], levels[engaged], n)
-        with_dept = engaged & (depts >= 0)
-        self.values["departments_engaged"] = _distinct_per(pos[with_dept], depts[with_dept], n)
-        self.values["exec_sponsor_engaged"] = (np.bincount(pos[engaged & is_exec], minlength=n) > 0).astype(float)
-        self.values["exec_meeting_180d"] = (np.bincount(pos[is_exec & (meetings_180d > 0)], minlength=n) > 0).astype(
-            float)
-        last_exec = np.full(n, np.inf)
-        np.minimum.at(last_exec, pos[is_exec], days[is_exec])
-        self.values["days_since_exec_touch"] = np.where(np.isinf(last_exec), np.nan, last_exec)
-        # The champion: most touches before the engaged window (ties: the lowest contact id), at least N of them.
-        prior = touches - engaged_touches
-        candidates = np.flatnonzero(prior >= min_prior)
-        order = candidates[np.lexsort((contact_ids[candidates], -prior[candidates], pos[candidates]))]
-        first = order[np.r_[True, pos[order][1:] != pos[order][:-1]]] if order.size else order
+        self._champions(at, cols[-1])
+        if self.detail_for:
+            self._contact_details()
+
+    def _champions(self, at: np.ndarray, packed: np.ndarray) -> None:
+        """Each account's champion from its packed integer (``relationship_statement``; -1: none), and the
+        ``champion_gone`` flag: the champion was deleted, left, or has no touch in the engaged window."""
+        n = len(self.accounts)
         champion_gone = np.zeros(n)
-        reasons = {0: None, 1: "left", 2: "deleted"}
-        shown = np.flatnonzero(np.isin(pos, detail_pos))
-        names = self._contact_names(contact_ids[np.concatenate([first, shown])].tolist())
-        for i in first:
-            why = reasons[int(gone[i])] or ("stopped engaging" if engaged_touches[i] == 0 else None)
-            self.champions[int(pos[i])] = Champion(names[int(contact_ids[i])], int(prior[i]), why)
-            champion_gone[pos[i]] = 1.0 if why else 0.0
+        has = packed >= 0
+        at, packed = at[has], packed[has]
+        stopped, gone = packed & 1, (packed >> 1) & 3
+        prior, contact_ids = packed >> 3 >> _CHAMPION_ID_BITS, _CHAMPION_ID_SPAN - 1 - (packed >> 3) % _CHAMPION_ID_SPAN
+        names = self._contact_names(contact_ids.tolist())
+        for pos, cid, touches, g, s in zip(at.tolist(), contact_ids.tolist(), prior.tolist(), gone.tolist(),
+                                           stopped.tolist(), strict=True):
+            why = _GONE[g] or ("stopped engaging" if s else None)
+            self.champions[pos] = Champion(names[cid], touches, why)
+            champion_gone[pos] = 1.0 if why else 0.0
         self.values["champion_gone"] = champion_gone
-        for i in shown.tolist():
-            cid = int(contact_ids[i])
-            self.contacts.setdefault(int(pos[i]), []).append(ContactDetail(
-                cid, names[cid], SENIORITY_LEVELS[int(levels[i])], department_name.get(int(depts[i])),
-                int(touches[i]), float(days[i]), bool(engaged[i]), reasons[int(gone[i])], strengths.part(i),
+
+    def _contact_details(self) -> None:
+        """The per-contact strengths of the ``detail_for`` accounts in the frame (for ``explain``), strongest
+        first, computed by ``contact_strengths`` from the same per-contact aggregates."""
+        detail = [a for a in self.accounts if a.id in self.detail_for]
+        if not detail:
+            return
+        p = PART
+        keys = tuple_(p.c.source, p.c.account_external_id).in_([(a.source, a.external_id) for a in detail])
+        rows = list(self.rows(self.contact_statement(only=keys)))
+        if not rows:
+            return
+        rc = self.config.relationship
+
+        def col(name: str) -> np.ndarray:
+            return np.array([getattr(row, name) for row in rows], dtype=float)
+
+        levels = col("level").astype(np.int64)
+        strengths = contact_strengths(col("days_since"), col("meetings"), col("calls"), col("two_way_emails"),
+                                      col("one_way_emails"), col("active_buckets"),
+                                      seniority_weights(SENIORITY_LEVELS, rc)[levels], rc)
+        names = self._contact_names([row.contact_id for row in rows])
+        for i, row in enumerate(rows):
+            touches = row.meetings + row.calls + row.two_way_emails + row.one_way_emails
+            pos = self.by_key[(row.source_key, row.account_key)]
+            self.contacts.setdefault(pos, []).append(ContactDetail(
+                row.contact_id, names[row.contact_id], SENIORITY_LEVELS[int(levels[i])], row.department or None,
+                int(touches), float(row.days_since), row.gone == 0 and row.engaged_touches > 0, _GONE[row.gone],
+                strengths.part(i),
             ))
         for details in self.contacts.values():
             details.sort(key=lambda d: -d.parts.strength)
@@ -810,18 +853,6 @@ class _Builder:
                 self.values["arr"][pos] = acc.arr
 
 
-def _distinct_per(pos: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
-    """How many distinct (non-negative integer) codes each position has."""
-    if pos.size == 0:
-        return np.zeros(n)
-    width = int(codes.max()) + 1
-    if n * width <= 5_000_000:  # a presence table per position and code (at most 40 MB): no sort
-        present = np.bincount(pos * width + codes, minlength=n * width).reshape(n, width) > 0
-        return np.asarray(present.sum(axis=1), dtype=float)
-    pairs = np.unique(pos * width + codes)
-    return np.bincount(pairs // width, minlength=n).astype(float)
-
-
 def _nan_none(v: float) -> float | None:
     return None if math.isnan(v) else v
 
@@ -919,7 +950,7 @@ class _QueriesAhead:
     """SQLite: queries run to their end on connections of their own, one after another in a thread, and read later.
 
     Sorted apart (``_sorted_apart``), a query's whole result is computed in its first ``sqlite3_step``, which the
-    driver runs without the GIL: the relationship SQL (about 3.5 s at 100k accounts) and then the engagement SQL
+    driver runs without the GIL: the relationship SQL (about 3 s at 100k accounts) and then the engagement SQL
     run on the second CPU while the calling thread computes the other families. The rows are read by the calling
     thread, each result once it is ready, so that the two threads do not take the GIL from each other for every row
     (which made a whole family in a thread no faster, see ``_second_connection_pays``). The engine's file

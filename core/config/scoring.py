@@ -62,7 +62,9 @@ SIGNALS: dict[str, SignalSpec] = {
     "relationship_capital": SignalSpec("relationship", "points 0-100", "relationship window", "contact strength sum"),
     "thread_count": SignalSpec("relationship", "contacts", "engaged window", "distinct contacts engaged"),
     "seniority_levels_engaged": SignalSpec("relationship", "count", "engaged window", "seniority levels engaged"),
-    "departments_engaged": SignalSpec("relationship", "count", "engaged window", "distinct departments engaged"),
+    "departments_engaged": SignalSpec(
+        "relationship", "count", "engaged window", "distinct departments engaged (letters A-Z compared without case)"
+    ),
     "exec_sponsor_engaged": SignalSpec("relationship", "boolean", "engaged window", "a C-level or VP contact engaged"),
     # flags, usable as boolean measures
     "single_threaded": SignalSpec("flag", "boolean", "engaged window", "see flags.single_threaded"),

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 
 from core.config.scoring import RelationshipConfig
 from scoring.relationship import ContactTouches, contact_strength, relationship_capital
@@ -91,3 +92,38 @@ def test_more_frequent_contact_never_lowers_strength(t: ContactTouches, level: s
 @given(st.lists(st.floats(0, 1), max_size=10), st.floats(0, 1))
 def test_another_contact_never_lowers_capital(strengths: list[float], another: float) -> None:
     assert relationship_capital(sum(strengths) + another, RC) >= relationship_capital(sum(strengths), RC)
+
+
+def test_the_sql_strength_is_the_numpy_strength(store_engine: Engine) -> None:
+    """Scoring sums strengths in the database (``strength_sql``): the same formula as ``contact_strengths``,
+    on each backend, over a grid of touches with every seniority level and a non-default configuration."""
+    import numpy as np
+    from sqlalchemy import Column, Float, Integer, MetaData, Table, insert, select
+
+    from scoring.relationship import contact_strengths, seniority_weights, strength_sql
+    from scoring.signals import SENIORITY_LEVELS
+
+    rng = np.random.default_rng(5)
+    n = 400
+    rows = [(float(rng.uniform(0, 400)), *(int(x) for x in rng.integers(0, 12, 4)), int(rng.integers(1, 15)),
+             int(rng.integers(0, len(SENIORITY_LEVELS)))) for _ in range(n)]
+    rows[0] = (0.0, 1, 0, 0, 0, 1, 0)  # a touch at as_of, the only one
+    names = ("days", "meetings", "calls", "two_way", "one_way", "buckets", "level")
+    table = Table("strength_inputs", MetaData(), Column("id", Integer, primary_key=True),
+                  *[Column(x, Float if x == "days" else Integer) for x in names])
+    table.create(store_engine)
+    with store_engine.begin() as conn:
+        conn.execute(insert(table), [dict(zip(("id", *names), (i, *r), strict=True)) for i, r in enumerate(rows)])
+    for rc in (RC, RC.model_copy(update={"recency_half_life_days": 30.5, "frequency_scale": 3,
+                                         "regularity_buckets": 10, "intimacy_scale": 7.25})):
+        c = table.c
+        stmt = select(strength_sql(c.days, c.meetings, c.calls, c.two_way, c.one_way, c.buckets, c.level,
+                                   SENIORITY_LEVELS, rc)).order_by(c.id)
+        with store_engine.connect() as conn:
+            got = np.array(conn.execute(stmt).scalars().all(), dtype=float)
+        cols = [np.array([r[k] for r in rows], dtype=float) for k in range(7)]
+        days, meetings, calls, two_way, one_way, buckets, level = cols
+        want = contact_strengths(days, meetings, calls, two_way, one_way, buckets,
+                                 seniority_weights(SENIORITY_LEVELS, rc)[level.astype(int)], rc)
+        np.testing.assert_allclose(got, want.strength, rtol=1e-12, atol=1e-15)
+    table.drop(store_engine)

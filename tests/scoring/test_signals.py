@@ -167,3 +167,34 @@ def test_the_row_stream_gives_every_row_once_across_partition_bounds(
     assert rows == [(f"A{i:03d}", 1.5, f"n{i}") for i in range(count)]
     assert [len(p) for p in partitions] == [min(5, count - k) for k in range(0, count, 5)]
     assert all(isinstance(p[0], tuple) for p in partitions)  # plain tuples, as numpy reads them
+
+
+def test_the_champion_is_the_most_touched_before_the_engaged_window_ties_to_the_lowest_contact_id(
+    store_engine: Engine,
+) -> None:
+    """Relationship sums are computed in SQL, the champion packed in one integer: it must decode to the right
+    contact (ties: the lowest id), its touch count and why it is gone. Departments count once whatever their case."""
+    from core.records import AccountRecord, ActivityType, ContactRecord, Direction
+    from tests.scoring.conftest import SF, _act, ago, store
+
+    store(store_engine,
+          AccountRecord(source=SF, external_id="001T", name="Tie", source_created_at=ago(900)),
+          *[ContactRecord(source=SF, external_id=f"t{k}", account_external_id="001T", first_name=f"T{k}",
+                          last_name="X", department=dept, has_left=k == 2, source_updated_at=ago(400))
+            for k, dept in ((1, "Sales"), (2, "sales"), (3, "SALES"), (4, "Support"))],
+          # t1 and t2: four touches each before the engaged window (90 days); t2 left. t3: three, and a recent one.
+          *[_act(f"a{k}-{i}", ActivityType.EMAIL, ago(120 + i), "001T", (f"t{k}",), Direction.OUTBOUND)
+            for k, n in ((2, 4), (1, 4), (3, 3)) for i in range(n)],
+          _act("recent-1", ActivityType.CALL, ago(3), "001T", ("t1", "t3")),
+          _act("recent-4", ActivityType.MEETING, ago(4), "001T", ("t4",), Direction.TWO_WAY))
+    frame = _frame(store_engine)
+    ids = {name: i for i, name in enumerate(a.name for a in frame.accounts)}
+    champion = frame.champions[ids["Tie"]]
+    assert (champion.name, champion.prior_touches, champion.gone) == ("T1 X", 4, None)  # t1 (id 1) before t2
+    row = _by_name(frame)["Tie"]
+    assert (row["champion_gone"], row["thread_count"], row["departments_engaged"]) == (0.0, 3.0, 2.0)
+    store(store_engine, _act("recent-1", ActivityType.CALL, ago(3), "001T", ("t3",)))  # t1 went quiet
+    frame = _frame(store_engine)
+    champion = frame.champions[ids["Tie"]]
+    assert (champion.name, champion.prior_touches, champion.gone) == ("T1 X", 4, "stopped engaging")
+    assert _by_name(frame)["Tie"]["champion_gone"] == 1.0

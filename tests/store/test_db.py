@@ -16,3 +16,35 @@ def test_server_side_cursors_are_planned_for_their_whole_result(store_engine: En
             assert conn.execute(text("SHOW cursor_tuple_fraction")).scalar_one() == "1"
             conn.rollback()  # the setting is the session's: a rolled-back transaction keeps it
             assert conn.execute(text("SHOW cursor_tuple_fraction")).scalar_one() == "1"
+
+
+def test_sqlite_without_math_functions_gets_python_ones() -> None:
+    """Relationship strength needs exp() and power() in SQL; a SQLite built without its math functions gets
+    Python versions on each connection, giving the same values (and NULL where SQLite's give NULL)."""
+    import math
+    import sqlite3
+
+    from store.db import ensure_math_functions
+
+    class NoMath:  # a connection whose SQLite lacks them: the check fails, the functions are registered
+        def __init__(self) -> None:
+            self.real = sqlite3.connect(":memory:")
+            self.registered: list[str] = []
+
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            if not self.registered:
+                raise sqlite3.OperationalError("no such function: exp")
+            return self.real.execute(sql)
+
+        def create_function(self, name: str, narg: int, fn: object, *, deterministic: bool) -> None:
+            self.registered.append(name)
+            self.real.create_function(name, narg, fn, deterministic=deterministic)  # type: ignore[arg-type]
+
+    conn = NoMath()
+    ensure_math_functions(conn)
+    assert conn.registered == ["exp", "power"]
+    got = conn.execute("SELECT exp(-1.5), power(0.5, 2.25), exp(NULL), power(-8, 0.5), exp(1000)").fetchone()
+    assert got == (math.exp(-1.5), 0.5 ** 2.25, None, None, math.inf)
+    builtin = sqlite3.connect(":memory:")
+    ensure_math_functions(builtin)  # the check passes: nothing to register, the built-ins answer
+    assert builtin.execute("SELECT exp(-1.5), power(0.5, 2.25)").fetchone() == pytest.approx(got[:2], rel=1e-15)
