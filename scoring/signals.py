@@ -12,10 +12,11 @@ processes of their own (``scoring.partitions``).
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -378,7 +379,7 @@ class _Builder:
         return self.partitions_of(self.conn.execute(stmt.execution_options(yield_per=STREAM_ROWS)))
 
     @staticmethod
-    def partitions_of(result: CursorResult[Any]) -> Iterator[Sequence[Sequence[Any]]]:
+    def partitions_of(result: CursorResult[Any]) -> Generator[Sequence[Sequence[Any]], None, None]:
         """An executed (``yield_per``) result's rows, as ``rows_in_partitions`` gives them."""
         with result:
             first = result.fetchmany(STREAM_ROWS)  # SQLAlchemy's buffer (the row read ahead) ends empty
@@ -957,9 +958,23 @@ class _QueriesAhead:
     connections may change threads.
     """
 
-    def __init__(self, engine: Engine, statements: Sequence[Select[Any]]) -> None:
+    def __init__(self, engine: Engine, statements: Callable[[_Builder], list[Select[Any]]],
+                 early: _Builder | None = None) -> None:
+        """``statements`` of a builder; with ``early`` (a builder whose statements are those of the real one), they
+        start now, else at ``start``."""
+        self.engine = engine
+        self.make = statements
         self.threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals")
-        self.ahead = [self.threads.submit(self._execute, engine, stmt) for stmt in statements]
+        self.statements: list[Select[Any]] = []
+        self.ahead: list[Future[tuple[Connection, CursorResult[Any]]]] = []
+        if early is not None:
+            self.start(early)
+
+    def start(self, builder: _Builder) -> None:
+        """Start the statements, unless they already are."""
+        if not self.ahead:
+            self.statements = self.make(builder)
+            self.ahead = [self.threads.submit(self._execute, self.engine, stmt) for stmt in self.statements]
 
     @staticmethod
     def _execute(engine: Engine, stmt: Select[Any]) -> tuple[Connection, CursorResult[Any]]:
@@ -988,11 +1003,21 @@ class _QueriesAhead:
                 own.close()
 
 
-def _on_own_connection(builder: _Builder, family: Callable[[_Builder], None]) -> None:
-    with builder.conn.engine.connect() as own:
+def _relationship_beside(engine: Engine, early: Select[Any] | None, ready: Future[_Builder]) -> None:
+    """The relationship family on a connection of its own (a database server): its statement starts at once when
+    known early (``early``), and its rows are read into the builder once ``ready`` holds it (the accounts read)."""
+    with engine.connect() as own:
+        stmt = early if early is not None else ready.result().relationship_statement()
+        partitions = _Builder.partitions_of(own.execute(stmt.execution_options(yield_per=STREAM_ROWS)))
+        try:
+            first = next(partitions, None)  # the server computes the aggregate meanwhile
+            builder = ready.result()  # cancelled when the calling thread failed first
+        except BaseException:
+            partitions.close()  # the cursor closes before its connection
+            raise
         worker = copy.copy(builder)  # shares the signal columns; only the connection is its own
         worker.conn = own
-        family(worker)
+        worker._relationship_rows(itertools.chain([] if first is None else [first], partitions))
 
 
 def compute_signals(
@@ -1021,26 +1046,43 @@ def compute_signals(
     as_of = _utc(as_of)  # type: ignore[assignment]
     shares = worker_count(conn, workers, subset=account_ids is not None)
     pool = Workers(shares) if shares > 1 else None  # started first: their start-up overlaps the next steps
-    with pool or nullcontext():
-        accounts = load_accounts(conn, as_of, account_ids, include_deleted=include_deleted)
-        b = _Builder(conn, config, as_of, accounts, set(detail_for), subset=account_ids is not None)
-        if pool is not None:
-            pool.compute(b)
-        elif parallel and _second_connection_pays(conn):
-            # One process: the relationship family (the largest) runs on a second connection in a thread while
-            # the others run here. Each family writes its own columns.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals") as threads:
-                relationship = threads.submit(_on_own_connection, b, _Builder.relationship)
-                b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f != "relationship")
-                relationship.result()
-        elif parallel and _ahead_pays(conn):
-            engagement = b.engagement_statement(sorted_ahead=True)
-            with _QueriesAhead(conn.engine, [b.relationship_statement(sorted_ahead=True), engagement]) as ahead:
+    # The statements depend on the accounts only when these are listed one by one: over the whole portfolio, the
+    # ones that run beside the others start before the accounts are read.
+    early = None if account_ids is not None else _Builder(conn, config, as_of, [], set(), subset=False)
+    ahead: _QueriesAhead | None = None
+    beside: ThreadPoolExecutor | None = None
+    ready: Future[_Builder] = Future()
+    relationship: Future[None] | None = None
+    if pool is None and parallel and _ahead_pays(conn):
+        ahead = _QueriesAhead(conn.engine, lambda b: [b.relationship_statement(sorted_ahead=True),
+                                                        b.engagement_statement(sorted_ahead=True)], early)
+    elif pool is None and parallel and _second_connection_pays(conn):
+        # One process: the relationship family (the largest) runs on a second connection in a thread while the
+        # others run here. Each family writes its own columns.
+        beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals")
+        relationship = beside.submit(_relationship_beside, conn.engine,
+                                     early.relationship_statement() if early else None, ready)
+    try:
+        with pool or ahead or nullcontext():
+            accounts = load_accounts(conn, as_of, account_ids, include_deleted=include_deleted)
+            b = _Builder(conn, config, as_of, accounts, set(detail_for), subset=account_ids is not None)
+            if pool is not None:
+                pool.compute(b)
+            elif ahead is not None:
+                ahead.start(b)
                 b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f not in ("relationship", "engagement"))
                 b._relationship_rows(b.partitions_of(ahead.result(0)))
-                b._engagement_rows(b.partitions_of(ahead.result(1)), len(engagement.selected_columns))
-        else:
-            b.all_families()
+                b._engagement_rows(b.partitions_of(ahead.result(1)), len(ahead.statements[1].selected_columns))
+            elif relationship is not None:
+                ready.set_result(b)
+                b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f != "relationship")
+                relationship.result()
+            else:
+                b.all_families()
+    finally:
+        if beside is not None:
+            ready.cancel()  # a failure before the builder was ready: the thread stops waiting for it
+            beside.shutdown(wait=True)
     frame = SignalFrame(as_of=as_of, accounts=accounts, values=b.values, champions=b.champions, contacts=b.contacts)
     _custom_signals(config, b, frame.categories)
     from scoring.flags import apply_flags

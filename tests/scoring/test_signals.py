@@ -95,16 +95,22 @@ def test_the_relationship_family_on_its_own_connection_gives_the_same_frame(smal
     assert together.contacts == alone.contacts and alone.contacts
 
 
+@pytest.mark.parametrize("failing", ["support", "load_accounts"])
 def test_a_failing_family_beside_the_relationship_query_gives_back_both_connections(
-    small_book: Engine, monkeypatch: pytest.MonkeyPatch
+    small_book: Engine, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
-    from scoring.signals import _Builder
+    """A family failing, or reading the accounts failing while the relationship query has already started (on the
+    whole portfolio it starts first): the error is the caller's, no thread waits on, no connection stays out."""
+    from scoring import signals
 
-    def broken(self: _Builder) -> None:
-        raise RuntimeError("support failed")
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError(f"{failing} failed")
 
-    monkeypatch.setattr(_Builder, "support", broken)
-    with pytest.raises(RuntimeError, match="support failed"):
+    if failing == "support":
+        monkeypatch.setattr(signals._Builder, "support", broken)
+    else:
+        monkeypatch.setattr(signals, "load_accounts", broken)
+    with pytest.raises(RuntimeError, match=f"{failing} failed"):
         _frame(small_book, parallel=True)
     assert small_book.pool.checkedout() == 0  # type: ignore[attr-defined]
 
