@@ -932,7 +932,7 @@ def single_connection(conn: Connection) -> bool:
     return isinstance(conn.engine.pool, SingletonThreadPool | StaticPool)
 
 
-def _second_connection_pays(conn: Connection) -> bool:
+def second_connection_pays(conn: Connection) -> bool:
     """Whether, in one process, a family on a second connection runs beside the others: on a database server.
 
     The server does the work while psycopg waits without the GIL. With SQLite the work happens inside
@@ -954,7 +954,7 @@ class _QueriesAhead:
     driver runs without the GIL: the relationship SQL (about 3 s at 100k accounts) and then the engagement SQL
     run on the second CPU while the calling thread computes the other families. The rows are read by the calling
     thread, each result once it is ready, so that the two threads do not take the GIL from each other for every row
-    (which made a whole family in a thread no faster, see ``_second_connection_pays``). The engine's file
+    (which made a whole family in a thread no faster, see ``second_connection_pays``). The engine's file
     connections may change threads.
     """
 
@@ -1035,7 +1035,7 @@ def compute_signals(
 
     ``detail_for``: account ids whose per-contact strengths are kept (for explanations).
     ``parallel``: in one process, run the relationship family on a second connection of the same engine, at the
-    same time as the others: all of it on a database server (``_second_connection_pays``); on a SQLite file, its
+    same time as the others: all of it on a database server (``second_connection_pays``); on a SQLite file, its
     SQL and the engagement family's, read afterwards (``_QueriesAhead``).
     ``workers``: with more than one, processes that each compute a share of the portfolio
     (``scoring.partitions``; the whole portfolio only, not an explicit set of accounts).
@@ -1056,7 +1056,7 @@ def compute_signals(
     if pool is None and parallel and _ahead_pays(conn):
         ahead = _QueriesAhead(conn.engine, lambda b: [b.relationship_statement(sorted_ahead=True),
                                                         b.engagement_statement(sorted_ahead=True)], early)
-    elif pool is None and parallel and _second_connection_pays(conn):
+    elif pool is None and parallel and second_connection_pays(conn):
         # One process: the relationship family (the largest) runs on a second connection in a thread while the
         # others run here. Each family writes its own columns.
         beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals")
@@ -1100,5 +1100,6 @@ __all__ = [
     "compute_signals",
     "hours_between",
     "load_accounts",
+    "second_connection_pays",
 ]
 
