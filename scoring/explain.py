@@ -14,13 +14,13 @@ from typing import Any
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import Connection, Engine, or_, select
 
-from core.config.scoring import ScoringConfig
+from core.config.scoring import ScoringConfig, fold_case
 from core.domains import normalize_domain
 from core.errors import ConfigError
 from scoring.engine import AccountDetail, load_history, score_frame
-from scoring.signals import ACC, ContactDetail, compute_signals
+from scoring.signals import ACC, ContactDetail, compute_signals, folded
 from store.models import AccountDomain, ScoreHistory
 
 
@@ -149,7 +149,8 @@ def resolve_account(conn: Connection, account_ref: str) -> int:
     if ref.isdigit():
         attempts.append(select(ACC.c.id).where(ACC.c.id == int(ref), live))
     attempts.append(select(ACC.c.id).where(ACC.c.external_id == ref, live))
-    attempts.append(select(ACC.c.id).where(func.lower(ACC.c.name) == ref.lower(), live))
+    attempts.append(select(ACC.c.id).where(ACC.c.name == ref, live))
+    attempts.append(select(ACC.c.id).where(folded(conn, ACC.c.name) == fold_case(ref), live))
     domain = normalize_domain(ref)
     if domain:
         dt = AccountDomain.__table__

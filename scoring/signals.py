@@ -204,6 +204,14 @@ def _days_between(conn: Connection, start: ColumnElement[Any], end: ColumnElemen
     return end - start
 
 
+def folded(conn: Connection, text: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``text`` with the letters A-Z lowercased and no other, on every backend (``core.config.scoring.fold_case`` in
+    Python): SQLite's built-in lower() does just that, PostgreSQL's does so under the C collation."""
+    if conn.dialect.name == "sqlite":
+        return func.lower(text)
+    return func.lower(collate(text, "C"))
+
+
 def _count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.sum(case((cond, 1), else_=0))
 
@@ -274,6 +282,9 @@ class _Builder:
         if self.conn.dialect.name == "sqlite":
             return literal(self.as_of.timestamp() / 86400.0 + 2440587.5) - func.julianday(when)
         return func.date_part("epoch", literal(self.as_of, UtcDateTime()) - when) / 86400.0
+
+    def folded(self, text: ColumnElement[Any]) -> ColumnElement[Any]:
+        return folded(self.conn, text)
 
     def ago(self, days: float) -> datetime:
         return self.as_of - timedelta(days=days)
@@ -539,9 +550,6 @@ class _Builder:
         is_exec = pc.c.level.in_([SENIORITY_LEVELS.index(x) for x in EXEC_LEVELS])
         strength = strength_sql(pc.c.days_since, pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
                                 pc.c.one_way_emails, pc.c.active_buckets, pc.c.level, SENIORITY_LEVELS, rc)
-        department: ColumnElement[Any] = pc.c.department
-        if self.conn.dialect.name != "sqlite":
-            department = collate(department, "C")  # lower() of ASCII letters only, as SQLite's built-in lower()
         prior = pc.c.meetings + pc.c.calls + pc.c.two_way_emails + pc.c.one_way_emails - pc.c.engaged_touches
         # The champion: most touches before the engaged window, ties to the lowest contact id; with why it is
         # gone (deleted, left, or no touch in the engaged window). One max() over an integer that orders so.
@@ -555,7 +563,7 @@ class _Builder:
             func.sum(case((live, strength), else_=0.0)).label("strength_sum"),
             _count_if(engaged).label("thread_count"),
             func.count(case((engaged, pc.c.level)).distinct()).label("seniority_levels_engaged"),
-            func.count(case((and_(engaged, pc.c.department != ""), func.lower(department))).distinct()).label(
+            func.count(case((and_(engaged, pc.c.department != ""), self.folded(pc.c.department))).distinct()).label(
                 "departments_engaged"),
             func.max(case((and_(engaged, is_exec), 1), else_=0)).label("exec_sponsor_engaged"),
             func.max(case((and_(is_exec, pc.c.meetings_180d > 0), 1), else_=0)).label("exec_meeting_180d"),
@@ -805,7 +813,7 @@ class _Builder:
     def intent(self) -> None:
         n = INTENT
         ic = self.config.intent
-        topic = func.lower(n.c.topic)
+        topic = func.trim(self.folded(n.c.topic))  # as the configured topics (core.config.scoring.fold_case)
         stmt = (
             select(
                 LINK.c.account_id,
@@ -1098,6 +1106,7 @@ __all__ = [
     "KeyRange",
     "SignalFrame",
     "compute_signals",
+    "folded",
     "hours_between",
     "load_accounts",
     "second_connection_pays",

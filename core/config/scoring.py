@@ -265,15 +265,25 @@ class ChampionGoneFlag(StrictModel):
     )
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold_case(text: str) -> str:
+    """``text`` with the letters A-Z lowercased and no other, as scoring's SQL compares text on every backend
+    (SQLite's built-in lower() folds no other letter): "Ärger" and "ärger" stay two topics."""
+    return text.translate(_ASCII_LOWER)
+
+
 def _lower_topics(values: list[str]) -> list[str]:
-    return [v.strip().lower() for v in values if v.strip()]
+    return [fold_case(v.strip()) for v in values if v.strip()]
 
 
 Topics = Annotated[list[str], AfterValidator(_lower_topics)]
 
 
 class IntentConfig(StrictModel):
-    """Which intent topics (from the intent provider, case-insensitive) mean expansion and which mean risk."""
+    """Which intent topics (from the intent provider; A-Z compared without case, spaces around ignored) mean
+    expansion and which mean risk."""
 
     window_days: int = Field(default=30, ge=1, le=365, description="Surges observed within this many days count.")
     expansion_topics: Topics = Field(default_factory=lambda: ["expansion", "upgrade", "add seats", "enterprise plan"])

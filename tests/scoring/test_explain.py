@@ -86,3 +86,16 @@ def test_the_command_emits_json(small_book: Engine, tmp_path: Path, capsys: pyte
     data = json.loads(capsys.readouterr().out)
     assert data["account"]["external_id"] == "001A"
     assert {m["name"] for m in data["measures"]} == {m.name for m in CONFIG.scorecards[0].measures}
+
+
+def test_a_name_with_capital_letters_beyond_a_z_is_found_as_written_and_in_another_case_of_a_z(
+    small_book: Engine,
+) -> None:
+    from core.records import AccountRecord
+    from tests.scoring.conftest import SF, store
+
+    store(small_book, AccountRecord(source=SF, external_id="001U", name="Ärger Élan GmbH", source_created_at=T))
+    for ref in ("Ärger Élan GmbH", "Ärger Élan GMBH"):
+        assert explain_account(small_book, CONFIG, ref).detail.score.name == "Ärger Élan GmbH"
+    with pytest.raises(ConfigError, match="no live account matches"):  # Ä and ä are compared as two letters
+        explain_account(small_book, CONFIG, "ärger élan gmbh")

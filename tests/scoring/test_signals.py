@@ -204,3 +204,29 @@ def test_the_champion_is_the_most_touched_before_the_engaged_window_ties_to_the_
     champion = frame.champions[ids["Tie"]]
     assert (champion.name, champion.prior_touches, champion.gone) == ("T1 X", 4, "stopped engaging")
     assert _by_name(frame)["Tie"]["champion_gone"] == 1.0
+
+
+def test_intent_topics_match_whatever_the_case_of_a_to_z_and_the_spaces_around(store_engine: Engine) -> None:
+    """The same on SQLite and PostgreSQL: A-Z without case (as ``fold_case`` does the configured topics), other
+    letters as written."""
+    from core.config.scoring import IntentConfig
+    from core.records import AccountRecord, IntentSignalRecord
+    from tests.scoring.conftest import SF, ago, link, store
+
+    config = CONFIG.model_copy(update={"intent": IntentConfig(expansion_topics=["  Add Seats ", "Über Plan"],
+                                                              risk_topics=["CRM Migration"])})
+    assert config.intent.expansion_topics == ["add seats", "Über plan"]
+    store(store_engine,
+          AccountRecord(source=SF, external_id="001A", name="Acme", domain="acme.com", source_created_at=ago(900)),
+          IntentSignalRecord(source="intent", external_id="i1", domain="acme.com", topic=" ADD seats", score=40,
+                             observed_at=ago(2)),
+          IntentSignalRecord(source="intent", external_id="i2", domain="acme.com", topic="über PLAN", score=90,
+                             observed_at=ago(2)),  # ü is not Ü: not the configured topic
+          IntentSignalRecord(source="intent", external_id="i4", domain="acme.com", topic="ÜBER PLAN", score=60,
+                             observed_at=ago(2)),
+          IntentSignalRecord(source="intent", external_id="i3", domain="acme.com", topic="crm migration", score=55,
+                             observed_at=ago(3)))
+    link(store_engine, "intent_signals", ["i1", "i2", "i3", "i4"], "001A")
+    with store_engine.connect() as conn:
+        row = compute_signals(conn, config, T).row(0)
+    assert (row["intent_expansion"], row["intent_risk"]) == (60.0, 55.0)
