@@ -719,6 +719,9 @@ def main() -> int:
             runs = [_run_child(url, persist=False, workers=args.workers) for _ in range(args.repeat)]
             report[f"{name}_score"] = min(runs, key=lambda r: r["seconds"])  # the least disturbed run
             report[f"{name}_score"]["all_runs_seconds"] = [r["seconds"] for r in runs]
+            # The signal pass is timed on its own in each run: its fastest, as for the reference.
+            report[f"{name}_score"]["signals_seconds"] = min(r["signals_seconds"] for r in runs)
+            report[f"{name}_score"]["all_runs_signals_seconds"] = [r["signals_seconds"] for r in runs]
             report[f"{name}_score_and_persist"] = _run_child(url, persist=True, workers=args.workers)
             print(json.dumps({name: report[f"{name}_score"]}), flush=True)
         if not args.no_duckdb:
