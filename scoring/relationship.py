@@ -101,8 +101,8 @@ def strength_sql(days_since_last: ColumnElement[Any], meetings: ColumnElement[An
                  two_way_emails: ColumnElement[Any], one_way_emails: ColumnElement[Any],
                  active_buckets: ColumnElement[Any], level: ColumnElement[Any], levels: Sequence[str],
                  rc: RelationshipConfig) -> ColumnElement[Any]:
-    """``contact_strengths(...).strength`` as a SQL expression over per-contact aggregates with at least one touch
-    (``level``: a code, the position of the contact's seniority in ``levels``).
+    """``contact_strengths(...).strength`` as a SQL expression over per-contact aggregates (``level``: a code, the
+    position of the contact's seniority in ``levels``); no touch is no strength.
 
     ``exp`` and ``power`` are SQL math functions: PostgreSQL's, and SQLite's when it was built with them (else
     ``store.db`` provides them). Every constant is a float, so that no division is an integer one on SQLite.
@@ -113,7 +113,7 @@ def strength_sql(days_since_last: ColumnElement[Any], meetings: ColumnElement[An
 
     touches = meetings + calls + two_way_emails + one_way_emails
     days = case((days_since_last > 0, days_since_last), else_=f(0))
-    recency = func.power(f(0.5), days / f(rc.recency_half_life_days))
+    recency = case((touches > 0, func.power(f(0.5), days / f(rc.recency_half_life_days))), else_=f(0))
     frequency = f(1) - func.exp(-touches / f(rc.frequency_scale))
     regularity = case((active_buckets >= rc.regularity_buckets, f(1)),
                       else_=active_buckets / f(rc.regularity_buckets))

@@ -81,6 +81,7 @@ LINK: Table = AccountLink.__table__  # type: ignore[assignment]
 
 TOUCH_TYPES = ("email", "call", "meeting")
 EXEC_LEVELS = ("c_level", "vp")
+EXEC_MEETING_DAYS = 180  # exec_meeting_180d's window, whatever the relationship window
 SENIORITY_LEVELS = ["c_level", "vp", "director", "manager", "individual", "unknown"]
 HIGH_PRIORITY = ("p1", "p2")
 # A champion is packed in one integer, (prior touches x span + span - 1 - contact id) x 8 + gone x 2 + stopped, whose
@@ -471,7 +472,9 @@ class _Builder:
 
     def contact_statement(self, only: ColumnElement[bool] | None = None) -> Select[Any]:
         """Per-contact aggregates over the relationship window, from participants alone: one row per contact
-        with a touch in the window, for the frame's accounts (or those ``only`` keeps).
+        with a touch in the window, for the frame's accounts (or those ``only`` keeps). A window shorter than
+        ``EXEC_MEETING_DAYS`` is widened for ``meetings_180d`` alone: a contact met only before the window has a row
+        with no touch.
 
         Participant rows carry their activity's account, time, type, direction and deleted flag, so over the
         whole portfolio this is one scan of ``ix_activity_participants_account`` in group order: no join to
@@ -487,31 +490,37 @@ class _Builder:
         # Comparisons with the periods' bounds rather than date arithmetic in floating point: a touch exactly at a
         # bound lands in the same period on every backend (same CPU time as a julianday() per row on SQLite).
         length = rc.window_days / rc.regularity_buckets
-        period = case(*[(p.c.occurred_at > self.ago(length * (k + 1)), k) for k in range(rc.regularity_buckets - 1)],
-                      else_=rc.regularity_buckets - 1)
+        period: ColumnElement[Any] = case(
+            *[(p.c.occurred_at > self.ago(length * (k + 1)), k) for k in range(rc.regularity_buckets - 1)],
+            else_=rc.regularity_buckets - 1)
+        last_touch: ColumnElement[Any] = p.c.occurred_at
         email = p.c.activity_type == "email"
         email_two_way = and_(email, p.c.direction.in_(("inbound", "two_way")))
         email_one_way = and_(email, or_(p.c.direction.is_(None), not_(p.c.direction.in_(("inbound", "two_way")))))
+        touch_kinds = [p.c.activity_type == "meeting", p.c.activity_type == "call", email_two_way, email_one_way,
+                       p.c.occurred_at >= engaged_cut]
+        reach = self.ago(max(rc.window_days, EXEC_MEETING_DAYS))
+        if rc.window_days < EXEC_MEETING_DAYS:  # rows before the window count for meetings_180d alone
+            in_window = p.c.occurred_at >= start
+            touch_kinds = [and_(kind, in_window) for kind in touch_kinds]
+            period, last_touch = case((in_window, period)), case((in_window, p.c.occurred_at))
         source, account, in_frame = self.account_key(p)
         per_contact = (
             select(
                 source,
                 account,
                 p.c.contact_external_id,  # touches: the four kinds below add up to all of them
-                func.max(p.c.occurred_at).label("last_touch"),
-                _count_if(p.c.activity_type == "meeting").label("meetings"),
-                _count_if(p.c.activity_type == "call").label("calls"),
-                _count_if(email_two_way).label("two_way_emails"),
-                _count_if(email_one_way).label("one_way_emails"),
-                _count_if(p.c.occurred_at >= engaged_cut).label("engaged_touches"),
-                _count_if(and_(p.c.activity_type == "meeting", p.c.occurred_at >= self.ago(180))).label(
-                    "meetings_180d"
-                ),
+                func.max(last_touch).label("last_touch"),
+                *[_count_if(kind).label(name) for kind, name in zip(
+                    touch_kinds, ("meetings", "calls", "two_way_emails", "one_way_emails", "engaged_touches"),
+                    strict=True)],
+                _count_if(and_(p.c.activity_type == "meeting",
+                               p.c.occurred_at >= self.ago(EXEC_MEETING_DAYS))).label("meetings_180d"),
                 func.count(period.distinct()).label("active_buckets"),
             )
             .where(
                 self.scanned(p.c.occurred_at) < self.as_of,
-                self.scanned(p.c.occurred_at) >= start,
+                self.scanned(p.c.occurred_at) >= reach,
                 not_(p.c.is_deleted),
                 p.c.activity_type.in_(TOUCH_TYPES),
                 in_frame if only is None else only,
@@ -620,7 +629,8 @@ class _Builder:
             return
         p = PART
         keys = tuple_(p.c.source, p.c.account_external_id).in_([(a.source, a.external_id) for a in detail])
-        rows = list(self.rows(self.contact_statement(only=keys)))
+        rows = [row for row in self.rows(self.contact_statement(only=keys))  # touched within the window
+                if row.meetings + row.calls + row.two_way_emails + row.one_way_emails]
         if not rows:
             return
         rc = self.config.relationship

@@ -230,3 +230,35 @@ def test_intent_topics_match_whatever_the_case_of_a_to_z_and_the_spaces_around(s
     with store_engine.connect() as conn:
         row = compute_signals(conn, config, T).row(0)
     assert (row["intent_expansion"], row["intent_risk"]) == (60.0, 55.0)
+
+
+def test_a_relationship_window_shorter_than_180_days_still_sees_exec_meetings_in_180_days(
+    store_engine: Engine,
+) -> None:
+    """exec_meeting_180d has its own window: with a 90-day relationship window, a meeting with the CEO 120 days
+    ago counts for it and for nothing else (no strength, no thread, no champion, no days since an exec touch)."""
+    from core.config.scoring import RelationshipConfig
+    from core.records import AccountRecord, ActivityType, ContactRecord, Direction, Seniority
+    from tests.scoring.conftest import SF, _act, ago, store
+
+    store(store_engine,
+          AccountRecord(source=SF, external_id="001W", name="Window", source_created_at=ago(900)),
+          ContactRecord(source=SF, external_id="w1", account_external_id="001W", first_name="Wes", last_name="Ceo",
+                        seniority=Seniority.C_LEVEL),
+          ContactRecord(source=SF, external_id="w2", account_external_id="001W", first_name="Ida", last_name="Ic",
+                        seniority=Seniority.INDIVIDUAL),
+          *[_act(f"w1-{i}", ActivityType.MEETING, ago(days), "001W", ("w1",), Direction.TWO_WAY)
+            for i, days in enumerate((120, 130, 140))],
+          _act("w2-1", ActivityType.CALL, ago(10), "001W", ("w2",)))
+    short = CONFIG.model_copy(update={"relationship": RelationshipConfig(window_days=90, engaged_days=30)})
+    with store_engine.connect() as conn:
+        frame = compute_signals(conn, short, T, detail_for=[1])
+    row = frame.row(0)
+    assert (row["exec_meeting_180d"], row["exec_sponsor_engaged"], row["days_since_exec_touch"]) == (1.0, 0.0, None)
+    assert (row["thread_count"], row["seniority_levels_engaged"]) == (1.0, 1.0)
+    assert [c.name for c in frame.contacts[0]] == ["Ida Ic"]  # the only contact touched in the window
+    alone = frame.contacts[0][0].parts.strength  # w2's strength is the whole capital: w1 adds none
+    assert row["relationship_capital"] == pytest.approx(100 * (1 - math.exp(-alone / 1.5)), abs=1e-9)
+    assert 0 not in frame.champions
+    with store_engine.connect() as conn:  # the default 365-day window sees the meetings as touches too
+        assert compute_signals(conn, CONFIG, T).row(0)["days_since_exec_touch"] == 120.0
