@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Table, and_, func, not_, select
+from sqlalchemy import Engine, Table, and_, not_, select
 
 from core.config.scoring import PercentileNormalization, Scorecard, ScoringConfig
 from scoring.scorecard import CardResult, apply_scorecard, assign_scorecards
@@ -239,7 +239,8 @@ def run_backtest(engine: Engine, config: ScoringConfig, days_before: int = 90,
     outcomes = load_outcomes(engine)
     if segment:
         wanted = segment.split("=", 1)[-1].strip().lower()
-        with engine.connect() as conn:
-            in_segment = set(conn.execute(select(ACC.c.id).where(func.lower(ACC.c.tier) == wanted)).scalars())
+        with engine.connect() as conn:  # lowercased as load_accounts does (SQL's lower() folds only A-Z on SQLite)
+            in_segment = {id_ for id_, tier in conn.execute(select(ACC.c.id, ACC.c.tier).where(ACC.c.tier.is_not(None)))
+                          if tier.lower() == wanted}
         outcomes = [o for o in outcomes if o.account_id in in_segment]
     return report_from(collect_observations(engine, config, days_before, outcomes), config.scorecards, days_before)

@@ -201,3 +201,19 @@ def test_signals_in_shares_equal_one_process_on_the_default_book(loaded: tuple[E
     assert len(one.accounts) > 250
     assert len(one.champions) > 100 and len(one.contacts) == len(detail)
     assert_same_frame(one, shared)
+
+
+def test_a_segment_matches_tiers_in_any_case_beyond_a_z_too(store_engine: Engine) -> None:
+    """The segment is compared with the account's tier lowercased as scorecards see it (Python's lower(), every
+    letter), not by SQL's lower(), which on SQLite folds only A-Z."""
+    from core.records import AccountRecord, DealKind, DealRecord
+    from scoring.backtest import run_backtest
+    from tests.scoring.conftest import SF, store
+
+    store(store_engine,
+          *[AccountRecord(source=SF, external_id=f"00{k}", name=f"A{k}", tier=tier, source_created_at=date(2024, 1, 1))
+            for k, tier in ((1, "ÉLITE"), (2, "élite"), (3, "smb"))],
+          *[DealRecord(source=SF, external_id=f"d{k}", account_external_id=f"00{k}", kind=DealKind.RENEWAL,
+                       is_closed=True, is_won=k != 1, close_date=date(2026, 3, 2)) for k in (1, 2, 3)])
+    assert run_backtest(store_engine, ScoringConfig(), segment="tier=Élite").overall.outcomes == 2
+    assert run_backtest(store_engine, ScoringConfig(), segment="smb").overall.outcomes == 1
