@@ -47,6 +47,7 @@ class Observation:
     scores: dict[str, float]
     points: dict[str, np.ndarray]
     has_data: dict[str, np.ndarray]
+    attributes_dated: bool = True  # ARR, tier and renewal date as they were at as_of (else as first synced)
 
 
 def load_outcomes(engine: Engine) -> list[Outcome]:
@@ -98,7 +99,7 @@ def collect_observations(engine: Engine, config: ScoringConfig, days_before: int
         # outcomes' accounts unless a measure ranks accounts against the portfolio.
         ids = None if portfolio else sorted({o.account_id for o in by_moment[moment]})
         with engine.connect() as conn:
-            frame = compute_signals(conn, config, moment, include_deleted=True, account_ids=ids)
+            frame = compute_signals(conn, config, moment, include_deleted=True, account_ids=ids, attributes_as_of=True)
         pos = {a.id: i for i, a in enumerate(frame.accounts)}
         assignment = assign_scorecards(config, frame.accounts)
         results: list[CardResult] = [apply_scorecard(card, frame, np.arange(len(frame))) for card in config.scorecards]
@@ -112,6 +113,7 @@ def collect_observations(engine: Engine, config: ScoringConfig, days_before: int
                 scores={r.card.name: float(r.score[p]) for r in results},
                 points={r.card.name: r.points[p].copy() for r in results},
                 has_data={r.card.name: r.has_data[p].copy() for r in results},
+                attributes_dated=frame.accounts[p].attributes_dated,
             ))
     return observations
 
@@ -210,9 +212,15 @@ class BacktestReport:
     by_scorecard: list[SegmentReport]  # every scorecard applied to every outcome
     observations: list[Observation] = field(repr=False, default_factory=list)
 
+    @property
+    def undated(self) -> int:
+        """Outcomes scored with today's ARR, tier and renewal date: the store has no snapshot of them that old."""
+        return sum(1 for o in self.observations if not o.attributes_dated)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "days_before": self.days_before,
+            "outcomes_with_current_attributes": self.undated,
             "overall": self.overall.to_dict(),
             "by_segment": [s.to_dict() for s in self.by_segment],
             "by_scorecard": [s.to_dict() for s in self.by_scorecard],

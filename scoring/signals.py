@@ -43,6 +43,7 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    type_coerce,
 )
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.elements import UnaryExpression
@@ -53,6 +54,7 @@ from scoring.relationship import StrengthParts, contact_strengths, seniority_wei
 from store.models import (
     Account,
     AccountLink,
+    AccountSnapshot,
     Activity,
     ActivityParticipant,
     Contact,
@@ -78,6 +80,7 @@ INTENT: Table = IntentSignal.__table__  # type: ignore[assignment]
 USAGE: Table = UsageMetric.__table__  # type: ignore[assignment]
 INV: Table = Invoice.__table__  # type: ignore[assignment]
 LINK: Table = AccountLink.__table__  # type: ignore[assignment]
+SNAP: Table = AccountSnapshot.__table__  # type: ignore[assignment]
 
 TOUCH_TYPES = ("email", "call", "meeting")
 EXEC_LEVELS = ("c_level", "vp")
@@ -107,6 +110,7 @@ class AccountRow:
     created_at: datetime | None
     override_band: str | None
     override_until: date | None
+    attributes_dated: bool = True  # ARR, tier and renewal date as of the frame (see load_accounts)
 
 
 @dataclass(frozen=True)
@@ -887,12 +891,31 @@ def _as_date(v: Any) -> date | None:
 
 
 def load_accounts(conn: Connection, as_of: datetime, account_ids: Sequence[int] | None = None,
-                  *, include_deleted: bool = False) -> list[AccountRow]:
-    """Accounts that existed at ``as_of`` (created before it), live ones only unless ``include_deleted``."""
+                  *, include_deleted: bool = False, attributes_as_of: bool = False) -> list[AccountRow]:
+    """Accounts that existed at ``as_of`` (created before it), live ones only unless ``include_deleted``.
+
+    ``attributes_as_of`` (backtests): ARR, tier and renewal date as the latest ``AccountSnapshot`` dated before
+    ``as_of`` had them; an account with none that old keeps its current values and ``attributes_dated`` False.
+    """
+    tier_col: ColumnElement[Any] = ACC.c.tier
+    arr_col: ColumnElement[Any] = ACC.c.arr
+    renewal_col: ColumnElement[Any] = ACC.c.renewal_date
+    dated: ColumnElement[Any] = literal(True)
+    source: Any = ACC
+    if attributes_as_of:
+        s, snap = SNAP.alias("s"), SNAP.alias("snap")
+        before = (select(s.c.id).where(s.c.account_id == ACC.c.id, s.c.valid_from < as_of)
+                  .order_by(s.c.valid_from.desc(), s.c.id.desc()).limit(1).scalar_subquery())
+        source = ACC.outerjoin(snap, snap.c.id == before)
+        found = snap.c.id.is_not(None)
+        tier_col, arr_col, renewal_col, dated = (case((found, snap.c.tier), else_=ACC.c.tier),
+                                                 case((found, snap.c.arr), else_=ACC.c.arr),
+                                                 case((found, snap.c.renewal_date), else_=ACC.c.renewal_date), found)
     stmt = select(
-        ACC.c.id, ACC.c.source, ACC.c.external_id, ACC.c.name, ACC.c.domain, ACC.c.tier, ACC.c.arr,
-        ACC.c.renewal_date, ACC.c.source_created_at, ACC.c.override_band, ACC.c.override_until,
-    ).where(or_(ACC.c.source_created_at.is_(None), ACC.c.source_created_at < as_of)).order_by(ACC.c.id)
+        ACC.c.id, ACC.c.source, ACC.c.external_id, ACC.c.name, ACC.c.domain, tier_col, arr_col,
+        type_coerce(renewal_col, Date()), ACC.c.source_created_at, ACC.c.override_band, ACC.c.override_until, dated,
+    ).select_from(source).where(or_(ACC.c.source_created_at.is_(None), ACC.c.source_created_at < as_of)).order_by(
+        ACC.c.id)
     if not include_deleted:
         stmt = stmt.where(not_(ACC.c.is_deleted))
     if account_ids is not None:
@@ -906,8 +929,8 @@ def load_accounts(conn: Connection, as_of: datetime, account_ids: Sequence[int] 
 
     # Tuple unpacking, not attribute access per field: this runs once per account.
     return [
-        AccountRow(id_, source, ext, name, domain, tier_of(tier), arr, renewal, created, band, until)
-        for id_, source, ext, name, domain, tier, arr, renewal, created, band, until
+        AccountRow(id_, source, ext, name, domain, tier_of(tier), arr, renewal, created, band, until, bool(known))
+        for id_, source, ext, name, domain, tier, arr, renewal, created, band, until, known
         in conn.execute(stmt.execution_options(yield_per=STREAM_ROWS))  # UtcDateTime: created is aware UTC
     ]
 
@@ -1048,10 +1071,12 @@ def compute_signals(
     detail_for: Sequence[int] = (),
     parallel: bool = False,
     workers: int = 1,
+    attributes_as_of: bool = False,
 ) -> SignalFrame:
     """Every catalogue signal for the accounts that existed at ``as_of`` (UTC), using only data dated before it.
 
     ``detail_for``: account ids whose per-contact strengths are kept (for explanations).
+    ``attributes_as_of``: ARR, tier and renewal date as they were at ``as_of`` (backtests; ``load_accounts``).
     ``parallel``: in one process, run the relationship family on a second connection of the same engine, at the
     same time as the others: all of it on a database server (``second_connection_pays``); on a SQLite file, its
     SQL and the engagement family's, read afterwards (``_QueriesAhead``).
@@ -1082,7 +1107,8 @@ def compute_signals(
                                      early.relationship_statement() if early else None, ready)
     try:
         with pool or ahead or nullcontext():
-            accounts = load_accounts(conn, as_of, account_ids, include_deleted=include_deleted)
+            accounts = load_accounts(conn, as_of, account_ids, include_deleted=include_deleted,
+                                     attributes_as_of=attributes_as_of)
             b = _Builder(conn, config, as_of, accounts, set(detail_for), subset=account_ids is not None)
             if pool is not None:
                 pool.compute(b)

@@ -104,6 +104,25 @@ class Account(SyncedMixin, Base):
     override_until: Mapped[date | None] = mapped_column(Date)
 
 
+class AccountSnapshot(Base):
+    """An account's commercial facts (ARR, tier, renewal date) from a moment on, written at sync when they change.
+
+    The account row holds only the latest values; a backtest scoring the past reads these instead, so that a CRM
+    that zeroes ARR or moves the renewal date after a churn does not leak the outcome. ``valid_from`` is the
+    record's last edit in the CRM when known (the change happened then or before), else when it was synced.
+    """
+
+    __tablename__ = "account_snapshots"
+    __table_args__ = (Index("ix_account_snapshots_account_valid_from", "account_id", "valid_from", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    valid_from: Mapped[datetime]
+    arr: Mapped[float | None] = mapped_column(Float)
+    tier: Mapped[str | None] = mapped_column(String(64))
+    renewal_date: Mapped[date | None] = mapped_column(Date)
+
+
 class AccountDomain(Base):
     """Every domain an account answers to (its main domain and extra ones), for matching."""
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, delete, select
+from sqlalchemy import JSON, Connection, Table, case, delete, exists, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.domains import normalize_domain
 from core.records import AccountRecord, ActivityRecord, CanonicalRecord, now_utc
 from store.db import json_dumps
-from store.models import SYNCED_MODELS, AccountDomain, ActivityParticipant
+from store.models import SYNCED_MODELS, AccountDomain, AccountSnapshot, ActivityParticipant, UtcDateTime
 
 
 @dataclass
@@ -133,7 +133,9 @@ def upsert_records(
     if entity == "activities":
         _replace_participants(conn, [r for r in latest.values() if isinstance(r, ActivityRecord)])
     elif entity == "accounts":
-        _replace_domains(conn, table, [r for r in latest.values() if isinstance(r, AccountRecord)])
+        accounts = [r for r in latest.values() if isinstance(r, AccountRecord)]
+        _replace_domains(conn, table, accounts)
+        _snapshot_accounts(conn, table, accounts, synced_at)
     return result
 
 
@@ -164,6 +166,30 @@ def _replace_participants(conn: Connection, records: list[ActivityRecord]) -> No
                 "is_deleted": r.is_deleted}
         rows.extend({**copy, "contact_external_id": c} for c in dict.fromkeys(r.contact_external_ids))
     upsert_rows(conn, pt, rows, ("source", "activity_external_id", "contact_external_id"), update=[])
+
+
+def _snapshot_accounts(conn: Connection, accounts: Table, records: list[AccountRecord], synced_at: datetime) -> None:
+    """A new ``AccountSnapshot`` for each of these accounts whose ARR, tier or renewal date differ from its latest
+    snapshot (or that has none), set-based. It is valid from the record's last edit in the CRM (else ``synced_at``),
+    never before the latest snapshot, so that the latest stays the last one written."""
+    snap: Table = AccountSnapshot.__table__  # type: ignore[assignment]
+    last = snap.alias("last")
+    last_id = (select(last.c.id).where(last.c.account_id == accounts.c.id)
+               .order_by(last.c.valid_from.desc(), last.c.id.desc()).limit(1).scalar_subquery())
+    unchanged = select(snap.c.id).where(
+        snap.c.id == last_id,
+        snap.c.arr.is_not_distinct_from(accounts.c.arr),
+        snap.c.tier.is_not_distinct_from(accounts.c.tier),
+        snap.c.renewal_date.is_not_distinct_from(accounts.c.renewal_date),
+    )
+    edited = func.coalesce(accounts.c.source_updated_at, literal(synced_at, UtcDateTime()))
+    last_from = select(snap.c.valid_from).where(snap.c.id == last_id).scalar_subquery()
+    valid_from = case((last_from > edited, last_from), else_=edited)
+    for source, external_ids in _ids_by_source(records).items():
+        for chunk in _chunks(external_ids):
+            rows = select(accounts.c.id, valid_from, accounts.c.arr, accounts.c.tier, accounts.c.renewal_date).where(
+                accounts.c.source == source, accounts.c.external_id.in_(chunk), ~exists(unchanged))
+            conn.execute(insert(snap).from_select(["account_id", "valid_from", "arr", "tier", "renewal_date"], rows))
 
 
 def _replace_domains(conn: Connection, accounts: Table, records: list[AccountRecord]) -> None:

@@ -33,4 +33,9 @@ def run(ctx: CommandContext, days_before: int = 90, segment: str | None = None) 
     for c in report.overall.calibration:
         calibration.add_row(f"{c.low:.0f}-{c.high:.0f}", str(c.accounts), f"{c.mean_score:.1f}", f"{c.churn_rate:.1%}")
     ctx.console.print(calibration)
+    if report.undated:
+        ctx.console.print(
+            f"Note: {report.undated} of {report.overall.outcomes} outcomes were scored with today's ARR, tier and "
+            "renewal date: the store has no record of them from before the scoring moment (it keeps them from the "
+            "first sync on). The AUC can be optimistic if the CRM changes these after a churn.", markup=False)
     return 0

@@ -217,3 +217,38 @@ def test_a_segment_matches_tiers_in_any_case_beyond_a_z_too(store_engine: Engine
                        is_closed=True, is_won=k != 1, close_date=date(2026, 3, 2)) for k in (1, 2, 3)])
     assert run_backtest(store_engine, ScoringConfig(), segment="tier=Élite").overall.outcomes == 2
     assert run_backtest(store_engine, ScoringConfig(), segment="smb").overall.outcomes == 1
+
+
+def test_the_backtest_sees_arr_tier_and_renewal_date_as_they_were_before_the_outcome(store_engine: Engine) -> None:
+    """A CRM that zeroes ARR and drops the tier once an account churns must not tell the backtest the outcome; an
+    account the store first saw after the scoring moment is scored with today's values, and the report says so."""
+    from datetime import UTC, datetime
+
+    from core.records import AccountRecord, DealKind, DealRecord
+    from scoring.backtest import run_backtest
+    from scoring.signals import compute_signals
+    from store.upsert import upsert_records
+    from tests.scoring.conftest import SF, store
+
+    def sync(ext: str, edited: datetime, **fields: object) -> None:
+        with store_engine.begin() as conn:
+            upsert_records(conn, [AccountRecord(source=SF, external_id=ext, name=ext, source_updated_at=edited,
+                                                source_created_at=datetime(2024, 1, 1, tzinfo=UTC), **fields)])
+
+    sync("001C", datetime(2025, 1, 1, tzinfo=UTC), arr=120_000.0, tier="enterprise", renewal_date=date(2026, 4, 30))
+    sync("001C", datetime(2026, 4, 1, tzinfo=UTC), arr=0.0, tier=None, renewal_date=None)  # churned
+    sync("001N", datetime(2026, 4, 1, tzinfo=UTC), arr=50_000.0, tier="smb")  # first seen after the moment
+    store(store_engine, *[DealRecord(source=SF, external_id=f"d{x}", account_external_id=x, kind=DealKind.RENEWAL,
+                                     is_closed=True, is_won=x == "001N", close_date=date(2026, 5, 4))
+                          for x in ("001C", "001N")])
+    moment = datetime(2026, 2, 2, tzinfo=UTC)  # 91 days before, snapped to Monday
+    with store_engine.connect() as conn:
+        then = compute_signals(conn, ScoringConfig(), moment, attributes_as_of=True)
+        now = compute_signals(conn, ScoringConfig(), moment)
+    assert [(a.arr, a.tier, a.renewal_date, a.attributes_dated) for a in then.accounts] == [
+        (120_000.0, "enterprise", date(2026, 4, 30), True), (50_000.0, "smb", None, False)]
+    assert (then.row(0)["arr"], then.row(0)["days_to_renewal"]) == (120_000.0, 87.0)
+    assert (now.row(0)["arr"], now.row(0)["days_to_renewal"]) == (0.0, 91.0)  # today's: ARR zeroed, the deal's date
+    report = run_backtest(store_engine, ScoringConfig(), days_before=90)
+    assert [o.tier for o in report.observations] == ["enterprise", "smb"]
+    assert (report.overall.outcomes, report.undated, report.to_dict()["outcomes_with_current_attributes"]) == (2, 1, 1)

@@ -74,3 +74,31 @@ def test_participants_follow_their_activity_when_it_changes(store_engine: Engine
                                        pt.c.direction, pt.c.is_deleted, pt.c.occurred_at)
                                 .order_by(pt.c.contact_external_id)).all()
         assert [tuple(r) for r in rows] == [(c, *expected, T0) for c in ("003A", "003B")]
+
+
+def test_0005_gives_every_existing_account_its_first_snapshot(database_url: str) -> None:
+    """Dated by its last edit in the CRM, else by when it was synced."""
+    from store.models import AccountSnapshot
+
+    engine: Engine = make_engine(database_url)
+    try:
+        command.upgrade(alembic_config(engine), "0004")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO accounts (source, external_id, arr, tier, renewal_date, source_updated_at, synced_at, "
+                "is_deleted, extra, extra_domains) VALUES "
+                "('salesforce', 'A1', 1000.5, 'smb', '2026-09-30', '2026-03-02 09:30:00.000000', "
+                "'2026-03-05 00:00:00.000000', false, '{}', '[]'), "
+                "('salesforce', 'A2', NULL, NULL, NULL, NULL, '2026-03-05 00:00:00.000000', false, '{}', '[]')"
+            ))
+        assert upgrade(engine) == ("0004", head_revision())
+        snap = AccountSnapshot.__table__
+        with engine.connect() as conn:
+            rows = conn.execute(select(snap.c.valid_from, snap.c.arr, snap.c.tier, snap.c.renewal_date)
+                                .order_by(snap.c.account_id)).all()
+        assert [tuple(r) for r in rows] == [
+            (T0, 1000.5, "smb", datetime(2026, 9, 30).date()),
+            (datetime(2026, 3, 5, tzinfo=UTC), None, None, None),
+        ]
+    finally:
+        engine.dispose()

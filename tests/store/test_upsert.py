@@ -116,3 +116,35 @@ def test_append_rows_keeps_json_text_times_and_nulls_exactly(store_engine: Engin
     assert (first.scored_at, first.as_of) == (T0, T0)
     assert first.flags == row["flags"] and first.measures == row["measures"] and first.signals == {"arr": 1e6}
     assert (first.drivers, first.trend_delta, first.low_confidence) == (awkward, None, False)
+
+
+def test_an_account_snapshot_is_written_when_arr_tier_or_renewal_date_change_and_only_then(
+    store_engine: Engine,
+) -> None:
+    from datetime import date, timedelta
+
+    from store.models import AccountSnapshot
+
+    def sync(at: datetime, edited: datetime | None, **fields: object) -> None:
+        with store_engine.begin() as conn:
+            upsert_records(conn, [AccountRecord(source="salesforce", external_id="001A", source_updated_at=edited,
+                                                **{"name": "Acme", "arr": 100.0, "tier": "smb", **fields})],
+                           synced_at=at)
+
+    day = timedelta(days=1)
+    sync(T0, T0 - 10 * day)  # first sight: dated by the last edit in the CRM
+    sync(T0 + day, T0 - 10 * day)  # unchanged: nothing
+    sync(T0 + 2 * day, T0 + day, name="Acme Corp")  # a name is not a snapshot's business
+    sync(T0 + 3 * day, T0 + 2 * day, name="Acme Corp", arr=0.0)  # ARR zeroed after a churn
+    sync(T0 + 4 * day, None, arr=0.0, renewal_date=date(2027, 1, 1))  # no edit time: dated by the sync
+    sync(T0 + 5 * day, T0 - 30 * day, arr=0.0, renewal_date=date(2027, 1, 1), tier="Enterprise")  # a stale edit
+    snap = AccountSnapshot.__table__
+    with store_engine.connect() as conn:
+        rows = conn.execute(select(snap.c.valid_from, snap.c.arr, snap.c.tier, snap.c.renewal_date)
+                            .order_by(snap.c.id)).all()
+    assert [tuple(r) for r in rows] == [
+        (T0 - 10 * day, 100.0, "smb", None),
+        (T0 + 2 * day, 0.0, "smb", None),
+        (T0 + 4 * day, 0.0, "smb", date(2027, 1, 1)),
+        (T0 + 4 * day, 0.0, "Enterprise", date(2027, 1, 1)),  # never before the latest snapshot
+    ]
