@@ -903,10 +903,13 @@ def load_accounts(conn: Connection, as_of: datetime, account_ids: Sequence[int] 
     dated: ColumnElement[Any] = literal(True)
     source: Any = ACC
     if attributes_as_of:
-        s, snap = SNAP.alias("s"), SNAP.alias("snap")
-        before = (select(s.c.id).where(s.c.account_id == ACC.c.id, s.c.valid_from < as_of)
-                  .order_by(s.c.valid_from.desc(), s.c.id.desc()).limit(1).scalar_subquery())
-        source = ACC.outerjoin(snap, snap.c.id == before)
+        # Each account's latest snapshot dated before as_of: its highest id, since an account's snapshots are
+        # written in valid_from order (store.upsert._snapshot_accounts). Joins, so that no plan depends on a
+        # correlated subquery.
+        snap = SNAP.alias("snap")
+        before = (select(SNAP.c.account_id, func.max(SNAP.c.id).label("id")).where(SNAP.c.valid_from < as_of)
+                  .group_by(SNAP.c.account_id).subquery("before"))
+        source = ACC.outerjoin(before, before.c.account_id == ACC.c.id).outerjoin(snap, snap.c.id == before.c.id)
         found = snap.c.id.is_not(None)
         tier_col, arr_col, renewal_col, dated = (case((found, snap.c.tier), else_=ACC.c.tier),
                                                  case((found, snap.c.arr), else_=ACC.c.arr),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, case, delete, exists, func, insert, literal, select
+from sqlalchemy import JSON, Connection, Table, case, delete, func, insert, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.domains import normalize_domain
@@ -173,22 +173,21 @@ def _snapshot_accounts(conn: Connection, accounts: Table, records: list[AccountR
     snapshot (or that has none), set-based. It is valid from the record's last edit in the CRM (else ``synced_at``),
     never before the latest snapshot, so that the latest stays the last one written."""
     snap: Table = AccountSnapshot.__table__  # type: ignore[assignment]
-    last = snap.alias("last")
-    last_id = (select(last.c.id).where(last.c.account_id == accounts.c.id)
-               .order_by(last.c.valid_from.desc(), last.c.id.desc()).limit(1).scalar_subquery())
-    unchanged = select(snap.c.id).where(
-        snap.c.id == last_id,
-        snap.c.arr.is_not_distinct_from(accounts.c.arr),
-        snap.c.tier.is_not_distinct_from(accounts.c.tier),
-        snap.c.renewal_date.is_not_distinct_from(accounts.c.renewal_date),
-    )
+
+    def latest(column: Any) -> Any:  # one index seek (ix_account_snapshots_account_valid_from) per account
+        return (select(column).where(snap.c.account_id == accounts.c.id)
+                .order_by(snap.c.valid_from.desc(), snap.c.id.desc()).limit(1).correlate(accounts).scalar_subquery())
+
+    last_from = latest(snap.c.valid_from)
+    changed = or_(last_from.is_(None), latest(snap.c.arr).is_distinct_from(accounts.c.arr),
+                  latest(snap.c.tier).is_distinct_from(accounts.c.tier),
+                  latest(snap.c.renewal_date).is_distinct_from(accounts.c.renewal_date))
     edited = func.coalesce(accounts.c.source_updated_at, literal(synced_at, UtcDateTime()))
-    last_from = select(snap.c.valid_from).where(snap.c.id == last_id).scalar_subquery()
     valid_from = case((last_from > edited, last_from), else_=edited)
     for source, external_ids in _ids_by_source(records).items():
         for chunk in _chunks(external_ids):
             rows = select(accounts.c.id, valid_from, accounts.c.arr, accounts.c.tier, accounts.c.renewal_date).where(
-                accounts.c.source == source, accounts.c.external_id.in_(chunk), ~exists(unchanged))
+                accounts.c.source == source, accounts.c.external_id.in_(chunk), changed)
             conn.execute(insert(snap).from_select(["account_id", "valid_from", "arr", "tier", "renewal_date"], rows))
 
 

@@ -126,9 +126,10 @@ def test_an_account_snapshot_is_written_when_arr_tier_or_renewal_date_change_and
     from store.models import AccountSnapshot
 
     def sync(at: datetime, edited: datetime | None, **fields: object) -> None:
-        with store_engine.begin() as conn:
+        with store_engine.begin() as conn:  # beside an account that never changes
             upsert_records(conn, [AccountRecord(source="salesforce", external_id="001A", source_updated_at=edited,
-                                                **{"name": "Acme", "arr": 100.0, "tier": "smb", **fields})],
+                                                **{"name": "Acme", "arr": 100.0, "tier": "smb", **fields}),
+                                  AccountRecord(source="salesforce", external_id="001B", name="Other", arr=5.0)],
                            synced_at=at)
 
     day = timedelta(days=1)
@@ -140,8 +141,10 @@ def test_an_account_snapshot_is_written_when_arr_tier_or_renewal_date_change_and
     sync(T0 + 5 * day, T0 - 30 * day, arr=0.0, renewal_date=date(2027, 1, 1), tier="Enterprise")  # a stale edit
     snap = AccountSnapshot.__table__
     with store_engine.connect() as conn:
+        other = conn.execute(select(Account.id).where(Account.external_id == "001B")).scalar_one()
+        assert conn.execute(select(func.count()).where(snap.c.account_id == other)).scalar_one() == 1
         rows = conn.execute(select(snap.c.valid_from, snap.c.arr, snap.c.tier, snap.c.renewal_date)
-                            .order_by(snap.c.id)).all()
+                            .where(snap.c.account_id != other).order_by(snap.c.id)).all()
     assert [tuple(r) for r in rows] == [
         (T0 - 10 * day, 100.0, "smb", None),
         (T0 + 2 * day, 0.0, "smb", None),
