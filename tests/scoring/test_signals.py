@@ -262,3 +262,25 @@ def test_a_relationship_window_shorter_than_180_days_still_sees_exec_meetings_in
     assert 0 not in frame.champions
     with store_engine.connect() as conn:  # the default 365-day window sees the meetings as touches too
         assert compute_signals(conn, CONFIG, T).row(0)["days_since_exec_touch"] == 120.0
+
+
+def test_listed_accounts_of_two_sources_with_the_same_external_id_read_only_their_own_rows(
+    store_engine: Engine,
+) -> None:
+    """A listed frame (explain, backtests) filters each source's ids apart: the HubSpot account 'X1' sees none of
+    the Salesforce 'X1''s touches, and both listed together see their own."""
+    from core.records import AccountRecord, ActivityType, ContactRecord
+    from tests.scoring.conftest import _act, ago, store
+
+    store(store_engine, *[AccountRecord(source=src, external_id="X1", name=f"X1 {src}", source_created_at=ago(900))
+                          for src in ("salesforce", "hubspot")],
+          ContactRecord(source="salesforce", external_id="c1", account_external_id="X1", first_name="Sal"),
+          *[_act(f"s{i}", ActivityType.CALL, ago(5 + i), "X1", ("c1",)) for i in range(3)])
+    with store_engine.connect() as conn:
+        ids = {a.source: a.id for a in compute_signals(conn, CONFIG, T).accounts}
+        hubspot = compute_signals(conn, CONFIG, T, account_ids=[ids["hubspot"]], detail_for=[ids["hubspot"]])
+        both = compute_signals(conn, CONFIG, T, account_ids=sorted(ids.values()), detail_for=sorted(ids.values()))
+    assert (hubspot.row(0)["touches_90d"], hubspot.row(0)["thread_count"], hubspot.contacts) == (0.0, 0.0, {})
+    assert {a.source: both.row(i)["touches_90d"] for i, a in enumerate(both.accounts)} == {
+        "salesforce": 3.0, "hubspot": 0.0}
+    assert [c.name for details in both.contacts.values() for c in details] == ["Sal"]
