@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, Engine, Table, select, tuple_
+from sqlalchemy import Connection, Engine, Table, select
 
 from core.domains import PERSONAL_EMAIL_DOMAINS, email_domain, normalize_domain, parent_domains
 from core.records import (
@@ -235,8 +235,7 @@ _ORDER = ("users", "accounts", "contacts", "activities", "deals", "tickets", *_L
 
 
 def _store_ids(conn: Connection, table: Table, source: str, external_ids: list[str]) -> dict[str, int]:
-    q = select(table.c.external_id, table.c.id).where(tuple_(table.c.source, table.c.external_id).in_(
-        [(source, e) for e in external_ids]))
+    q = select(table.c.external_id, table.c.id).where(table.c.source == source, table.c.external_id.in_(external_ids))
     return {str(e): int(i) for e, i in conn.execute(q)}
 
 
