@@ -48,6 +48,7 @@ class CalibrationReport:
     yaml_text: str
     note: str
     output: Path | None = None
+    current_attributes: int = 0  # outcomes scored with today's ARR, tier and renewal date (BacktestReport.undated)
 
     @property
     def improves(self) -> bool:
@@ -63,6 +64,7 @@ class CalibrationReport:
             "held_out_auc": {"current": r(self.auc_current), "fitted": r(self.auc_fitted),
                              "proposed": r(self.auc_proposed)},
             "improves": self.improves,
+            "outcomes_with_current_attributes": self.current_attributes,
             "weights": [{"measure": w.measure, "current": r(w.current_share), "proposed": r(w.proposed_share),
                          "coefficient": r(w.coefficient)} for w in self.weights],
             "output": str(self.output) if self.output else None,
@@ -157,6 +159,7 @@ def calibrate_scorecard(observations: list[Observation], card: Scorecard, *, c: 
         held_out_churned=int(y[test].sum()), auc_current=auc_current, auc_fitted=auc_fitted,
         auc_proposed=auc_proposed, weights=weights, proposed=proposed,
         yaml_text=scorecard_yaml([proposed], [note]), note=note,
+        current_attributes=sum(1 for o in obs if not o.attributes_dated),
     )
 
 

@@ -32,6 +32,11 @@ def run(ctx: CommandContext, output: Path | None = None, days_before: int = 90) 
             f"proposed scorecard {_fmt(r.auc_proposed)}" + ("" if r.improves else " (no improvement)"),
             markup=False,
         )
+        if r.current_attributes:
+            ctx.console.print(
+                f"Note: {r.current_attributes} of {r.train_outcomes + r.held_out_outcomes} outcomes were scored with "
+                "today's ARR, tier and renewal date (the store keeps them from its first sync on); weights fitted on "
+                "them can lean on what the CRM changed after a churn.", markup=False)
     if output is not None:
         ctx.console.print(f"proposal written to {output}; nothing was applied.", markup=False)
     else:

@@ -100,6 +100,11 @@ def test_calibration_improves_held_out_auc_and_proposes_a_valid_scorecard(observ
     proposed = parse_config(report.yaml_text, file="proposed.yaml").scoring.scorecards[0]
     assert proposed.name == "default" and not proposed.groups
     assert len({o.outcome.account_id for o in observations if held_out(o.outcome.account_id)}) > 30
+    # The sandbox book is first synced after its outcomes: every one is scored with today's ARR, tier and renewal
+    # date, and the report says so.
+    undated = sum(1 for o in observations if not o.attributes_dated)
+    assert report.current_attributes == undated == report.train_outcomes + report.held_out_outcomes
+    assert report.to_dict()["outcomes_with_current_attributes"] == undated
 
 
 def test_the_sandbox_configuration_keeps_the_scorecard_with_the_sandbox_intent_topics() -> None:
@@ -133,6 +138,11 @@ def test_the_backtest_command_reports_auc_per_segment(loaded: tuple[Engine, dict
     assert backtest_command.run(ctx, days_before=90, segment="tier=enterprise") == 0
     data = json.loads(capsys.readouterr().out)
     assert [s["segment"] for s in data["by_segment"]] == ["tier=enterprise"]
+    assert data["outcomes_with_current_attributes"] == data["overall"]["outcomes"]  # first synced after them
+    text_ctx, out = _ctx(loaded[0], tmp_path, as_json=False)
+    assert backtest_command.run(text_ctx, days_before=90, segment="tier=enterprise") == 0
+    assert (f"Note: {data['overall']['outcomes']} of {data['overall']['outcomes']} outcomes were scored with today's "
+            "ARR, tier and renewal date") in " ".join(out.getvalue().split())
     assert data["overall"]["outcomes"] == data["by_segment"][0]["outcomes"] > 0
 
 
@@ -143,6 +153,7 @@ def test_the_calibrate_command_writes_a_proposal_and_changes_nothing(loaded: tup
     assert calibrate_command.run(ctx, output=tmp_path / "proposed.yaml", days_before=90) == 0
     assert "held-out AUC: current" in out.getvalue()
     assert f"proposal written to {tmp_path / 'proposed.yaml'}; nothing was applied." in out.getvalue()
+    assert "outcomes were scored with today's ARR, tier and renewal date" in " ".join(out.getvalue().split())
     assert parse_config((tmp_path / "proposed.yaml").read_text()).scoring.scorecards[0].name == "default"
     assert (tmp_path / "agent.yaml").read_text() == before
 
