@@ -50,6 +50,11 @@ class Observation:
     attributes_dated: bool = True  # ARR, tier and renewal date as they were at as_of (else as first synced)
 
 
+def undated(observations: Sequence[Observation]) -> int:
+    """Outcomes scored with today's ARR, tier and renewal date: the store has no snapshot of them that old."""
+    return sum(1 for o in observations if not o.attributes_dated)
+
+
 def load_outcomes(engine: Engine) -> list[Outcome]:
     """Closed renewals (won/lost) and mapped churn dates, oldest first; one outcome per account and date."""
     out: dict[tuple[int, date], Outcome] = {}
@@ -214,8 +219,7 @@ class BacktestReport:
 
     @property
     def undated(self) -> int:
-        """Outcomes scored with today's ARR, tier and renewal date: the store has no snapshot of them that old."""
-        return sum(1 for o in self.observations if not o.attributes_dated)
+        return undated(self.observations)
 
     def to_dict(self) -> dict[str, Any]:
         return {

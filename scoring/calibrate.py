@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from core.config.scoring import Scorecard, ScoringConfig
 from core.errors import ConfigError
-from scoring.backtest import Observation, auc, collect_observations
+from scoring.backtest import Observation, auc, collect_observations, undated
 
 HELD_OUT_SHARE = 0.3
 MIN_OUTCOMES = 20
@@ -159,7 +159,7 @@ def calibrate_scorecard(observations: list[Observation], card: Scorecard, *, c: 
         held_out_churned=int(y[test].sum()), auc_current=auc_current, auc_fitted=auc_fitted,
         auc_proposed=auc_proposed, weights=weights, proposed=proposed,
         yaml_text=scorecard_yaml([proposed], [note]), note=note,
-        current_attributes=sum(1 for o in obs if not o.attributes_dated),
+        current_attributes=undated(obs),
     )
 
 

@@ -66,6 +66,7 @@ from store.models import (
     UsageMetric,
     UtcDateTime,
 )
+from store.upsert import ids_by_source
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +220,9 @@ def folded(conn: Connection, text: ColumnElement[Any]) -> ColumnElement[Any]:
 
 def _references_in(source: ColumnElement[Any], external_id: ColumnElement[Any],
                    keys: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
-    """``(source, external_id) IN keys`` as one ``external_id IN (...)`` per source: PostgreSQL reads an index
-    for that, where a list of row values is a filter on every row (and these tables hold millions)."""
-    by_source: dict[str, list[str]] = {}
-    for src, ext in keys:
-        by_source.setdefault(src, []).append(ext)
+    """``(source, external_id) IN keys`` as one ``external_id IN (...)`` per source, which PostgreSQL reads from
+    an index (``store.upsert.ids_by_source``)."""
+    by_source = ids_by_source(keys)
     if not by_source:
         return literal(False)
     return or_(*[and_(source == src, external_id.in_(ids)) for src, ids in by_source.items()])
@@ -644,8 +643,11 @@ class _Builder:
             return
         p = PART
         keys = _references_in(p.c.source, p.c.account_external_id, [(a.source, a.external_id) for a in detail])
-        rows = [row for row in self.rows(self.contact_statement(only=keys))  # touched within the window
-                if row.meetings + row.calls + row.two_way_emails + row.one_way_emails]
+        rows, touches = [], []
+        for row in self.rows(self.contact_statement(only=keys)):
+            if n := row.meetings + row.calls + row.two_way_emails + row.one_way_emails:  # touched within the window
+                rows.append(row)
+                touches.append(n)
         if not rows:
             return
         rc = self.config.relationship
@@ -659,11 +661,10 @@ class _Builder:
                                       seniority_weights(SENIORITY_LEVELS, rc)[levels], rc)
         names = self._contact_names([row.contact_id for row in rows])
         for i, row in enumerate(rows):
-            touches = row.meetings + row.calls + row.two_way_emails + row.one_way_emails
             pos = self.by_key[(row.source_key, row.account_key)]
             self.contacts.setdefault(pos, []).append(ContactDetail(
                 row.contact_id, names[row.contact_id], SENIORITY_LEVELS[int(levels[i])], row.department or None,
-                int(touches), float(row.days_since), row.gone == 0 and row.engaged_touches > 0, _GONE[row.gone],
+                int(touches[i]), float(row.days_since), row.gone == 0 and row.engaged_touches > 0, _GONE[row.gone],
                 strengths.part(i),
             ))
         for details in self.contacts.values():

@@ -24,7 +24,7 @@ from core.errors import HealthAgentError
 from core.records import CanonicalRecord, RejectedRecord, now_utc
 from core.redaction import redact
 from store.models import SYNCED_MODELS, RejectedRow, SyncState
-from store.upsert import upsert_records, upsert_rows
+from store.upsert import chunks, ids_by_source, upsert_records, upsert_rows
 
 log = logging.getLogger(__name__)
 MAX_REASONS = 50
@@ -100,15 +100,8 @@ def _changed(conn: Connection, records: Sequence[CanonicalRecord]) -> list[Canon
         table.c.source, table.c.external_id, table.c.source_updated_at, table.c.is_deleted
     ]
     stored: dict[tuple[str, str], Any] = {}
-    by_source: dict[str, list[str]] = {}
-    for source, external_id in latest:
-        by_source.setdefault(source, []).append(external_id)
-    # One source and a list of ids, not a list of (source, id) pairs: PostgreSQL reads the unique index for
-    # ``external_id = ANY(...)``, where a list of 2,000 row values was a filter on every row of the table (1.2 s
-    # a batch once activities held 80k rows, most of a 5k-account pull).
-    for source, external_ids in by_source.items():
-        for start in range(0, len(external_ids), 5000):
-            chunk = external_ids[start : start + 5000]
+    for source, external_ids in ids_by_source(latest).items():  # an index read per source (see ids_by_source)
+        for chunk in chunks(external_ids):
             q = select(*columns).where(table.c.source == source, table.c.external_id.in_(chunk))
             stored.update({(row.source, row.external_id): row._mapping for row in conn.execute(q)})
     out = []
