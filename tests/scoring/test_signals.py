@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from core.config.scoring import ScoringConfig
 from scoring.signals import SignalFrame, compute_signals
@@ -284,3 +284,77 @@ def test_listed_accounts_of_two_sources_with_the_same_external_id_read_only_thei
     assert {a.source: both.row(i)["touches_90d"] for i, a in enumerate(both.accounts)} == {
         "salesforce": 3.0, "hubspot": 0.0}
     assert [c.name for details in both.contacts.values() for c in details] == ["Sal"]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("period_days", [90, 30])
+def test_engagement_counts_touches_alone_and_the_lonely_client_period_in_its_own_window(
+    store_engine: Engine, parallel: bool, period_days: int,
+) -> None:
+    """Notes and tasks are no touch: an account with nothing else has no last touch and zero touches. The
+    lonely-client period is its own window when it is not the 90 days of ``touches_90d`` (the query leaves out a
+    column that would repeat that one)."""
+    from core.config.scoring import FlagsConfig, LonelyClientFlag
+    from core.records import AccountRecord, ActivityType, Direction
+    from tests.scoring.conftest import SF, _act, ago, store
+
+    store(store_engine,
+          AccountRecord(source=SF, external_id="001N", name="Notes", source_created_at=ago(900)),
+          AccountRecord(source=SF, external_id="001E", name="Emails", source_created_at=ago(900)),
+          _act("n1", ActivityType.NOTE, ago(5), "001N", ()),
+          _act("n2", ActivityType.TASK, ago(6), "001N", ()),
+          _act("e1", ActivityType.EMAIL, ago(20), "001E", (), Direction.OUTBOUND),
+          _act("e2", ActivityType.MEETING, ago(60), "001E", (), Direction.TWO_WAY),
+          _act("e3", ActivityType.NOTE, ago(2), "001E", ()))
+    config = CONFIG.model_copy(update={"flags": FlagsConfig(lonely_client=LonelyClientFlag(period_days=period_days))})
+    with store_engine.connect() as conn:
+        frame = compute_signals(conn, config, T, parallel=parallel)
+    pos = {a.name: i for i, a in enumerate(frame.accounts)}
+    v = frame.values
+    notes, emails = pos["Notes"], pos["Emails"]
+    assert math.isnan(v["days_since_touch"][notes]) and math.isnan(v["days_since_two_way_touch"][notes])
+    assert (v["touches_90d"][notes], v["meetings_90d"][notes], v["touches_period"][notes]) == (0.0, 0.0, 0.0)
+    assert (v["days_since_touch"][emails], v["days_since_two_way_touch"][emails]) == (20.0, 60.0)
+    assert (v["touches_90d"][emails], v["meetings_90d"][emails]) == (2.0, 1.0)
+    assert v["touches_period"][emails] == (2.0 if period_days == 90 else 1.0)
+
+
+def test_a_champion_without_a_name_is_named_by_email_else_by_id(store_engine: Engine) -> None:
+    """The champion's name comes with the relationship query's row: first and last name, else the email, else
+    ``contact <id>``, as explain names contacts."""
+    from core.records import AccountRecord, ActivityType, ContactRecord, Direction
+    from tests.scoring.conftest import SF, _act, ago, store
+
+    store(store_engine,
+          *[AccountRecord(source=SF, external_id=f"001{k}", name=k, source_created_at=ago(900)) for k in "EIN"],
+          ContactRecord(source=SF, external_id="ce", account_external_id="001E", email="pat@example.com"),
+          ContactRecord(source=SF, external_id="ci", account_external_id="001I"),
+          ContactRecord(source=SF, external_id="cn", account_external_id="001N", first_name="Ann", last_name=""),
+          *[_act(f"{c}-{i}", ActivityType.EMAIL, ago(120 + i), f"001{k}", (c,), Direction.INBOUND)
+            for k, c in (("E", "ce"), ("I", "ci"), ("N", "cn")) for i in range(3)])
+    for parallel in (False, True):
+        with store_engine.connect() as conn:
+            frame = compute_signals(conn, CONFIG, T, parallel=parallel)
+            contact_id = conn.execute(text("SELECT id FROM contacts WHERE external_id = 'ci'")).scalar_one()
+        names = {frame.accounts[pos].name: c.name for pos, c in frame.champions.items()}
+        assert names == {"E": "pat@example.com", "I": f"contact {contact_id}", "N": "Ann"}
+
+
+def test_sqlite_without_aggregate_filters_gives_the_same_frame(small_book: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                               database_url: str) -> None:
+    """Counts are ``count(*) FILTER (WHERE ...)``; SQLite before 3.30 has no FILTER and gets sums of a CASE."""
+    import sqlite3
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the fallback is for SQLite only")
+    with small_book.connect() as conn:
+        from scoring.signals import _has_filter
+
+        assert _has_filter(conn)
+        filtered = compute_signals(conn, CONFIG, T, parallel=True)
+        monkeypatch.setattr(sqlite3.dbapi2, "sqlite_version_info", (3, 29, 0))
+        assert not _has_filter(conn)
+        summed = compute_signals(conn, CONFIG, T, parallel=True)
+    for name in filtered.values:
+        assert summed.values[name] == pytest.approx(filtered.values[name], nan_ok=True), name
+    assert summed.champions == filtered.champions
