@@ -600,7 +600,9 @@ class _Builder:
         it and so computes the whole result in its first step (see ``_QueriesAhead``).
         """
         rc = self.config.relationship
-        pc = self.contact_statement().subquery("contact")
+        # OFFSET 0: each contact's row is computed once and read by the sums below, rather than merged into them,
+        # which made SQLite compute a contact's level, gone and days_since again at each use (3.5% of the query).
+        pc = self.contact_statement().offset(0).subquery("contact")
         live = pc.c.gone == 0
         engaged = and_(live, pc.c.engaged_touches > 0)
         is_exec = pc.c.level.in_([SENIORITY_LEVELS.index(x) for x in EXEC_LEVELS])
