@@ -32,10 +32,12 @@ from sqlalchemy import (
     Date,
     Engine,
     Select,
+    String,
     Subquery,
     Table,
     and_,
     case,
+    cast,
     collate,
     func,
     literal,
@@ -632,7 +634,7 @@ class _Builder:
         # other families, rather than a query by 56k ids afterwards (0.5 s of the calling thread at 100k accounts).
         c = CON
         champion_id = span - 1 - (stmt.c.champion // 8) % span
-        named = select(*stmt.c, c.c.first_name, c.c.last_name, c.c.email).select_from(
+        named = select(*stmt.c, display_name(c).label("champion_name")).select_from(
             stmt.outerjoin(c, c.c.id == champion_id))
         if sorted_ahead:
             named = named.order_by(*map(_sorted_apart, (stmt.c.source_key, stmt.c.account_key)))
@@ -650,30 +652,28 @@ class _Builder:
         for name in self.RELATIONSHIP:
             self.values[name] = np.zeros(n)
         self.values["days_since_exec_touch"] = np.full(n, np.nan)
-        at, cols = self.columns_from(partitions, len(self.RELATIONSHIP) + 6, keyed=True, exact=1, texts=3)
+        at, cols = self.columns_from(partitions, len(self.RELATIONSHIP) + 4, keyed=True, exact=1, texts=1)
         for name, col in zip(self.RELATIONSHIP, cols, strict=False):
             self.values[name][at] = col
         strength_sum = self.values["relationship_capital"]
         self.values["relationship_capital"] = 100.0 * (1.0 - np.exp(-strength_sum / rc.capital_scale))
-        self._champions(at, *cols[-4:])
+        self._champions(at, *cols[-2:])
         if self.detail_for:
             self._contact_details()
 
-    def _champions(self, at: np.ndarray, packed: np.ndarray, first: np.ndarray, last: np.ndarray,
-                   email: np.ndarray) -> None:
-        """Each account's champion from its packed integer (``relationship_statement``; -1: none) and name parts,
+    def _champions(self, at: np.ndarray, packed: np.ndarray, names: np.ndarray) -> None:
+        """Each account's champion from its packed integer (``relationship_statement``; -1: none) and name,
         and the ``champion_gone`` flag: the champion was deleted, left, or has no touch in the engaged window."""
         n = len(self.accounts)
         champion_gone = np.zeros(n)
         has = packed >= 0
         at, packed = at[has], packed[has]
         stopped, gone = packed & 1, (packed >> 1) & 3
-        prior, contact_ids = packed >> 3 >> _CHAMPION_ID_BITS, _CHAMPION_ID_SPAN - 1 - (packed >> 3) % _CHAMPION_ID_SPAN
-        for pos, cid, touches, g, s, f, la, e in zip(
-                at.tolist(), contact_ids.tolist(), prior.tolist(), gone.tolist(), stopped.tolist(), first[has],
-                last[has], email[has], strict=True):
+        prior = packed >> 3 >> _CHAMPION_ID_BITS
+        for pos, name, touches, g, s in zip(at.tolist(), names[has], prior.tolist(), gone.tolist(), stopped.tolist(),
+                                            strict=True):
             why = _GONE[g] or ("stopped engaging" if s else None)
-            self.champions[pos] = Champion(_display_name(cid, f, la, e), touches, why)
+            self.champions[pos] = Champion(name, touches, why)
             champion_gone[pos] = 1.0 if why else 0.0
         self.values["champion_gone"] = champion_gone
 
@@ -713,15 +713,14 @@ class _Builder:
             details.sort(key=lambda d: -d.parts.strength)
 
     def _contact_names(self, ids: list[int]) -> dict[int, str]:
-        """Display names of these contacts (``_display_name``)."""
+        """Display names of these contacts (``display_name``)."""
         c = CON
         names: dict[int, str] = {}
         unique = sorted(set(ids))
         for start in range(0, len(unique), 5_000):
             chunk = unique[start : start + 5_000]
-            stmt = select(c.c.id, c.c.first_name, c.c.last_name, c.c.email).where(c.c.id.in_(chunk))
-            for cid, first, last, email in self.conn.execute(stmt).all():
-                names[cid] = _display_name(cid, first, last, email)
+            stmt = select(c.c.id, display_name(c)).where(c.c.id.in_(chunk))
+            names.update((cid, name) for cid, name in self.conn.execute(stmt))
         return names
 
     # --- support --------------------------------------------------------------------------------
@@ -929,9 +928,13 @@ class _Builder:
                 self.values["arr"][pos] = acc.arr
 
 
-def _display_name(contact_id: int, first: str | None, last: str | None, email: str | None) -> str:
-    """A contact's display name: first and last name, else email, else ``contact <id>``."""
-    return " ".join(x for x in (first, last) if x) or email or f"contact {contact_id}"
+def display_name(contacts: Table) -> ColumnElement[Any]:
+    """A contact's display name, in SQL (so a champion's comes with its row): first and last name, either alone when
+    the other is empty, else the email, else ``contact <id>``."""
+    c = contacts.c
+    first, last = c.first_name != "", c.last_name != ""  # NULL is neither true nor false: the next WHEN
+    return case((and_(first, last), c.first_name + " " + c.last_name), (first, c.first_name), (last, c.last_name),
+                (c.email != "", c.email), else_=literal("contact ") + cast(c.id, String()))
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:

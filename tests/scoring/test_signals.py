@@ -326,18 +326,20 @@ def test_a_champion_without_a_name_is_named_by_email_else_by_id(store_engine: En
     from tests.scoring.conftest import SF, _act, ago, store
 
     store(store_engine,
-          *[AccountRecord(source=SF, external_id=f"001{k}", name=k, source_created_at=ago(900)) for k in "EIN"],
+          *[AccountRecord(source=SF, external_id=f"001{k}", name=k, source_created_at=ago(900)) for k in "EINLB"],
           ContactRecord(source=SF, external_id="ce", account_external_id="001E", email="pat@example.com"),
           ContactRecord(source=SF, external_id="ci", account_external_id="001I"),
           ContactRecord(source=SF, external_id="cn", account_external_id="001N", first_name="Ann", last_name=""),
+          ContactRecord(source=SF, external_id="cl", account_external_id="001L", last_name="Lee", email="x@y.z"),
+          ContactRecord(source=SF, external_id="cb", account_external_id="001B", first_name="Bo", last_name="Yu"),
           *[_act(f"{c}-{i}", ActivityType.EMAIL, ago(120 + i), f"001{k}", (c,), Direction.INBOUND)
-            for k, c in (("E", "ce"), ("I", "ci"), ("N", "cn")) for i in range(3)])
+            for k, c in (("E", "ce"), ("I", "ci"), ("N", "cn"), ("L", "cl"), ("B", "cb")) for i in range(3)])
     for parallel in (False, True):
         with store_engine.connect() as conn:
             frame = compute_signals(conn, CONFIG, T, parallel=parallel)
             contact_id = conn.execute(text("SELECT id FROM contacts WHERE external_id = 'ci'")).scalar_one()
         names = {frame.accounts[pos].name: c.name for pos, c in frame.champions.items()}
-        assert names == {"E": "pat@example.com", "I": f"contact {contact_id}", "N": "Ann"}
+        assert names == {"E": "pat@example.com", "I": f"contact {contact_id}", "N": "Ann", "L": "Lee", "B": "Bo Yu"}
 
 
 def test_sqlite_without_aggregate_filters_gives_the_same_frame(small_book: Engine, monkeypatch: pytest.MonkeyPatch,
