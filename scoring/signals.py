@@ -230,13 +230,6 @@ def _references_in(source: ColumnElement[Any], external_id: ColumnElement[Any],
     return or_(*[and_(source == src, external_id.in_(ids)) for src, ids in by_source.items()])
 
 
-def _count_if(cond: ColumnElement[bool], *, filtered: bool = True) -> ColumnElement[Any]:
-    """How many of the group's rows meet ``cond``: ``count(*) FILTER (WHERE cond)``, which skips the aggregate step
-    for the rows that do not (4% of the relationship query's instructions on SQLite, against a sum of a CASE), or
-    that sum where the database has no FILTER (SQLite before 3.30)."""
-    return func.count().filter(cond) if filtered else func.sum(case((cond, 1), else_=0))
-
-
 def _has_filter(conn: Connection) -> bool:
     """Whether the database takes ``FILTER (WHERE ...)`` on an aggregate: PostgreSQL, SQLite from 3.30."""
     dbapi: Any = conn.dialect.dbapi
@@ -347,7 +340,10 @@ class _Builder:
         return source, ext, literal(True)
 
     def count_if(self, cond: ColumnElement[bool]) -> ColumnElement[Any]:
-        return _count_if(cond, filtered=self.filters)
+        """How many of the group's rows meet ``cond``: ``count(*) FILTER (WHERE cond)``, which skips the aggregate
+        step for the rows that do not (4% of the relationship query's instructions on SQLite, against a sum of a
+        CASE), or that sum where the database has no FILTER (SQLite before 3.30)."""
+        return func.count().filter(cond) if self.filters else func.sum(case((cond, 1), else_=0))
 
     def bare(self, column: Column[Any]) -> ColumnElement[Any]:
         """A time column to compare with a moment in an expression computed per row: on SQLite without the column's
@@ -363,9 +359,7 @@ class _Builder:
         SQLite otherwise skip-scans the account/time index per account instead of reading the covering index
         once in order; PostgreSQL plans this itself.
         """
-        if self.conn.dialect.name != "sqlite" or self.listed:
-            return column
-        return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+        return column if self.listed else self.bare(column)
 
     def rows(self, stmt: Select[Any]) -> Iterator[Any]:
         """Named rows, streamed (for the few small queries that read them by name)."""
