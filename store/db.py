@@ -6,6 +6,7 @@ import logging
 import math
 import sqlite3
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -35,8 +36,26 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def sqlite_driver() -> ModuleType:
+    """The DB-API module of the store's SQLite engines: pysqlite3's where it is installed (``pysqlite3-binary``,
+    a dependency on Linux x86-64, with a current SQLite built in), else Python's own ``sqlite3``, which uses the
+    system's SQLite (3.40 on Debian 12 and in the python:3.11-slim image).
+
+    The scoring queries are the reason: on a 10% slice of the scoring benchmark's store, SQLite 3.51 computes the
+    relationship and engagement aggregates in 3.6G instructions against 4.7G for 3.40, which also copies the
+    per-contact aggregates into a temporary table where 3.51 streams them. Both give the same results; the store
+    works with either.
+    """
+    try:
+        from pysqlite3 import dbapi2
+    except ImportError:
+        return sqlite3
+    return dbapi2  # type: ignore[no-any-return]
+
+
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
-    """Create an engine; for SQLite, create the file's folder and turn on WAL and foreign keys."""
+    """Create an engine; for SQLite (``sqlite_driver``, unless ``module`` names another), create the file's folder
+    and turn on WAL and foreign keys."""
     url = normalize_url(database_url)
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", orjson.loads)
@@ -44,6 +63,7 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": 30})
+        kwargs.setdefault("module", sqlite_driver())
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -106,6 +126,6 @@ def ensure_math_functions(dbapi_conn: Any) -> None:
     """
     try:
         dbapi_conn.execute("SELECT exp(0), power(2, 1)").fetchall()
-    except sqlite3.OperationalError:
+    except dbapi_conn.OperationalError:  # its driver's class: sqlite3's or pysqlite3's
         dbapi_conn.create_function("exp", 1, _exp, deterministic=True)
         dbapi_conn.create_function("power", 2, _power, deterministic=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine, text
 
@@ -43,6 +45,8 @@ def test_sqlite_without_math_functions_gets_python_ones() -> None:
     from store.db import ensure_math_functions
 
     class NoMath:  # a connection whose SQLite lacks them: the check fails, the functions are registered
+        OperationalError = sqlite3.OperationalError
+
         def __init__(self) -> None:
             self.real = sqlite3.connect(":memory:")
             self.registered: list[str] = []
@@ -64,3 +68,25 @@ def test_sqlite_without_math_functions_gets_python_ones() -> None:
     builtin = sqlite3.connect(":memory:")
     ensure_math_functions(builtin)  # the check passes: nothing to register, the built-ins answer
     assert builtin.execute("SELECT exp(-1.5), power(0.5, 2.25)").fetchone() == pytest.approx(got[:2], rel=1e-15)
+
+
+def test_sqlite_engines_use_the_bundled_sqlite_where_it_is_installed(tmp_path: Path) -> None:
+    """pysqlite3-binary is a dependency on Linux x86-64 (its only wheels): there the store runs on its SQLite,
+    elsewhere on Python's own sqlite3."""
+    import platform
+    import sqlite3
+    import sys
+
+    from store.db import make_engine, sqlite_driver
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert engine.dialect.dbapi is sqlite_driver()
+        with engine.connect() as conn:
+            version = conn.exec_driver_sql("SELECT sqlite_version()").scalar_one()
+        assert version == engine.dialect.dbapi.sqlite_version
+        if sys.platform == "linux" and platform.machine() == "x86_64":
+            assert engine.dialect.dbapi is not sqlite3
+            assert engine.dialect.dbapi.sqlite_version_info >= (3, 51)
+    finally:
+        engine.dispose()

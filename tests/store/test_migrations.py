@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3.dbapi2
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +9,7 @@ from alembic import command
 from sqlalchemy import Engine, select, text
 
 from core.records import ActivityRecord, ActivityType, Direction
-from store.db import make_engine
+from store.db import make_engine, sqlite_driver
 from store.migrate import alembic_config, head_revision, upgrade
 from store.models import ActivityParticipant
 from store.upsert import upsert_records
@@ -25,7 +24,7 @@ def test_0002_copies_each_activity_onto_its_existing_participants(
     if old_sqlite:
         if not database_url.startswith("sqlite"):
             pytest.skip("the fallback is for SQLite only")
-        monkeypatch.setattr(sqlite3.dbapi2, "sqlite_version_info", (3, 31, 1))  # no UPDATE ... FROM
+        monkeypatch.setattr(sqlite_driver(), "sqlite_version_info", (3, 31, 1))  # no UPDATE ... FROM
     engine: Engine = make_engine(database_url)
     try:
         command.upgrade(alembic_config(engine), "0001")
