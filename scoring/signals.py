@@ -339,6 +339,15 @@ class _Builder:
             return source, ext, self.key_range.contains(source, ext)
         return source, ext, literal(True)
 
+    @property
+    def orders_kept(self) -> bool:
+        """Whether the database groups the rows of an ordered subquery in its order, without sorting them again:
+        SQLite 3.51 does (the SQLite ``store.db.sqlite_driver`` installs; 3.47 to 3.50 are untested), 3.46 and
+        before sort them again, so an ORDER BY in the subquery would add a sort rather than save one (measured on
+        the relationship query: -6% instructions on 3.51, +6% on 3.40). PostgreSQL plans its own sorts."""
+        dbapi: Any = self.conn.dialect.dbapi
+        return self.conn.dialect.name == "sqlite" and dbapi.sqlite_version_info >= (3, 51)
+
     def count_if(self, cond: ColumnElement[bool]) -> ColumnElement[Any]:
         """How many of the group's rows meet ``cond``: ``count(*) FILTER (WHERE cond)``, which skips the aggregate
         step for the rows that do not (4% of the relationship query's instructions on SQLite, against a sum of a
@@ -512,7 +521,7 @@ class _Builder:
         """Relationship strength per contact, summed up per account (``relationship_statement``)."""
         self._relationship_rows(self.rows_in_partitions(self.relationship_statement()))
 
-    def contact_statement(self, only: ColumnElement[bool] | None = None) -> Select[Any]:
+    def contact_statement(self, only: ColumnElement[bool] | None = None, *, ordered: bool = False) -> Select[Any]:
         """Per-contact aggregates over the relationship window, from participants alone: one row per contact
         with a touch in the window, for the frame's accounts (or those ``only`` keeps). A window shorter than
         ``EXEC_MEETING_DAYS`` is widened for ``meetings_180d`` alone: a contact met only before the window has a row
@@ -569,22 +578,24 @@ class _Builder:
                 in_frame if only is None else only,
             )
             .group_by(source, account, p.c.contact_external_id)
-            .subquery("pc")
         )
-        pc: Subquery = per_contact
+        if ordered:  # the order the group-by gives anyway, stated for the planner (``_Builder.orders_kept``)
+            per_contact = per_contact.order_by(source, account, p.c.contact_external_id)
+        pc: Subquery = per_contact.subquery("pc")
         # A contact is gone (2 deleted, 1 left) as known at as_of, that is when last changed before it.
         changed_at = func.coalesce(c.c.source_updated_at, c.c.deleted_at)
         changed_before = or_(changed_at.is_(None), changed_at < as_of)
         gone = case((and_(c.c.is_deleted, changed_before), 2), (and_(c.c.has_left, changed_before), 1), else_=0)
         unknown = SENIORITY_LEVELS.index("unknown")
         level = func.coalesce(case({x: k for k, x in enumerate(SENIORITY_LEVELS)}, value=c.c.seniority), unknown)
-        return select(
+        stmt = select(
             pc.c[source.name].label("source_key"), pc.c[account.name].label("account_key"),
             c.c.id.label("contact_id"), pc.c.meetings, pc.c.calls, pc.c.two_way_emails,
             pc.c.one_way_emails, pc.c.engaged_touches, pc.c.meetings_180d, pc.c.active_buckets,
             self.days_before(pc.c.last_touch).label("days_since"), gone.label("gone"), level.label("level"),
             c.c.department,
         ).join(c, and_(c.c.source == pc.c[source.name], c.c.external_id == pc.c.contact_external_id))
+        return stmt.order_by(pc.c[source.name], pc.c[account.name]) if ordered else stmt
 
     def relationship_statement(self, *, sorted_ahead: bool = False) -> Select[Any]:
         """One row per account reference: ``RELATIONSHIP``'s signals, summed up in SQL from the per-contact
@@ -598,7 +609,8 @@ class _Builder:
         rc = self.config.relationship
         # OFFSET 0: each contact's row is computed once and read by the sums below, rather than merged into them,
         # which made SQLite compute a contact's level, gone and days_since again at each use (3.5% of the query).
-        pc = self.contact_statement().offset(0).subquery("contact")
+        # Ordered where the planner keeps a subquery's order: the sums below are grouped without a sort.
+        pc = self.contact_statement(ordered=self.orders_kept).offset(0).subquery("contact")
         live = pc.c.gone == 0
         engaged = and_(live, pc.c.engaged_touches > 0)
         is_exec = pc.c.level.in_([SENIORITY_LEVELS.index(x) for x in EXEC_LEVELS])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from core.config.scoring import ScoringConfig
 from scoring.signals import SignalFrame, compute_signals
@@ -345,8 +345,6 @@ def test_a_champion_without_a_name_is_named_by_email_else_by_id(store_engine: En
 def test_sqlite_without_aggregate_filters_gives_the_same_frame(small_book: Engine, monkeypatch: pytest.MonkeyPatch,
                                                                database_url: str) -> None:
     """Counts are ``count(*) FILTER (WHERE ...)``; SQLite before 3.30 has no FILTER and gets sums of a CASE."""
-    import sqlite3
-
     if not database_url.startswith("sqlite"):
         pytest.skip("the fallback is for SQLite only")
     with small_book.connect() as conn:
@@ -354,9 +352,55 @@ def test_sqlite_without_aggregate_filters_gives_the_same_frame(small_book: Engin
 
         assert _has_filter(conn)
         filtered = compute_signals(conn, CONFIG, T, parallel=True)
-        monkeypatch.setattr(sqlite3.dbapi2, "sqlite_version_info", (3, 29, 0))
+        monkeypatch.setattr(small_book.dialect.dbapi, "sqlite_version_info", (3, 29, 0))
         assert not _has_filter(conn)
         summed = compute_signals(conn, CONFIG, T, parallel=True)
     for name in filtered.values:
         assert summed.values[name] == pytest.approx(filtered.values[name], nan_ok=True), name
     assert summed.champions == filtered.champions
+
+
+def test_the_systems_sqlite_gives_the_same_frame_as_the_bundled_one(small_book: Engine, database_url: str) -> None:
+    """The store's SQLite engines use pysqlite3's SQLite where it is installed (``store.db.sqlite_driver``);
+    Python's own sqlite3, with the system's SQLite, gives the same signals from the same file."""
+    import sqlite3
+
+    from store.db import make_engine
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the SQLite driver's choice")
+    system = make_engine(database_url, module=sqlite3)
+    try:
+        driver: object = system.dialect.dbapi
+        assert driver is sqlite3
+        for parallel in (False, True):
+            bundled, own = _frame(small_book, parallel=parallel), _frame(system, parallel=parallel)
+            for name in bundled.values:
+                assert own.values[name] == pytest.approx(bundled.values[name], nan_ok=True), name
+            assert own.champions == bundled.champions
+    finally:
+        system.dispose()
+
+
+def test_relationship_sums_are_grouped_without_a_sort_where_sqlite_keeps_subquery_order(
+        small_book: Engine, database_url: str) -> None:
+    """On SQLite 3.51 the per-contact rows are stated in the order their GROUP BY gives them, and the per-account
+    sums read them so: the plan has no sort but the one for the whole result (``sorted_ahead``)."""
+    from scoring.signals import _Builder
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a SQLite plan")
+    with small_book.connect() as conn:
+        builder = _Builder(conn, CONFIG, T, [], set(), subset=False)
+        stmt = builder.relationship_statement(sorted_ahead=True)
+        if not builder.orders_kept:  # SQLite before 3.51 would sort an ordered subquery again: none is ordered
+            assert str(stmt.compile(conn)).count("ORDER BY") == 1
+            return
+
+        def explained(*args: object) -> tuple[str, object]:
+            return "EXPLAIN QUERY PLAN " + str(args[2]), args[3]
+
+        event.listen(conn, "before_cursor_execute", explained, retval=True)
+        plan = [row[3] for row in conn.execute(stmt)]
+    assert [step for step in plan if "TEMP B-TREE FOR GROUP BY" in step or "TEMP B-TREE FOR ORDER BY" in step] == [
+        "USE TEMP B-TREE FOR ORDER BY"]
