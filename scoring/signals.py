@@ -354,6 +354,14 @@ class _Builder:
         CASE), or that sum where the database has no FILTER (SQLite before 3.30)."""
         return func.count().filter(cond) if self.filters else func.sum(case((cond, 1), else_=0))
 
+    def one_of(self, column: Column[Any], values: Sequence[str]) -> ColumnElement[bool]:
+        """``column IN values``, tested per row. On SQLite as equalities joined by OR: SQLite looks a list of more
+        than two constants up in a temporary index built for it, a B-tree search per row (5% of the engagement
+        query's instructions, 2% of the relationship query's, for the three kinds of touch)."""
+        if self.conn.dialect.name != "sqlite":
+            return column.in_(values)
+        return or_(*[column == value for value in values])
+
     def bare(self, column: Column[Any]) -> ColumnElement[Any]:
         """A time column to compare with a moment in an expression computed per row: on SQLite without the column's
         affinity (``+col``), which would try to read the moment's text as a number at every comparison (a tenth
@@ -492,7 +500,7 @@ class _Builder:
         stmt = (
             select(*columns)
             .where(self.scanned(a.c.occurred_at) < self.as_of, not_(a.c.is_deleted),
-                   a.c.activity_type.in_(TOUCH_TYPES), only)
+                   self.one_of(a.c.activity_type, TOUCH_TYPES), only)
             .group_by(source, account)
         )
         return stmt.order_by(*map(_sorted_apart, (source, account))) if sorted_ahead else stmt
@@ -574,7 +582,7 @@ class _Builder:
                 self.scanned(p.c.occurred_at) < self.as_of,
                 self.scanned(p.c.occurred_at) >= reach,
                 not_(p.c.is_deleted),
-                p.c.activity_type.in_(TOUCH_TYPES),
+                self.one_of(p.c.activity_type, TOUCH_TYPES),
                 in_frame if only is None else only,
             )
             .group_by(source, account, p.c.contact_external_id)
