@@ -404,3 +404,25 @@ def test_relationship_sums_are_grouped_without_a_sort_where_sqlite_keeps_subquer
         plan = [row[3] for row in conn.execute(stmt)]
     assert [step for step in plan if "TEMP B-TREE FOR GROUP BY" in step or "TEMP B-TREE FOR ORDER BY" in step] == [
         "USE TEMP B-TREE FOR ORDER BY"]
+
+
+def test_days_to_renewal_is_the_sooner_of_the_accounts_date_and_its_next_renewal_deal(store_engine: Engine) -> None:
+    """A renewal date already past counts for nothing; a renewal deal closing on or after as_of does; tenure counts
+    from the account's creation in the CRM, and is unknown without it."""
+    from datetime import UTC, date, datetime
+
+    from core.records import AccountRecord, DealKind, DealRecord
+    from tests.scoring.conftest import SF, store
+
+    created = datetime(2026, 5, 2, 12, tzinfo=UTC)
+    store(store_engine,
+          AccountRecord(source=SF, external_id="past+deal", name="P", renewal_date=date(2026, 5, 1),
+                        source_created_at=created),
+          AccountRecord(source=SF, external_id="past", name="Q", renewal_date=date(2026, 5, 1)),
+          AccountRecord(source=SF, external_id="own-sooner", name="R", renewal_date=date(2026, 6, 11), arr=5.0),
+          *[DealRecord(source=SF, external_id=f"d-{x}", account_external_id=x, kind=DealKind.RENEWAL,
+                       close_date=date(2026, 7, 1)) for x in ("past+deal", "own-sooner")])
+    frame = _frame(store_engine)
+    got = {a.name: (frame.row(i)["days_to_renewal"], frame.row(i)["tenure_days"], frame.row(i)["arr"])
+           for i, a in enumerate(frame.accounts)}
+    assert got == {"P": (30.0, 29.5, None), "Q": (None, None, None), "R": (10.0, None, 5.0)}
