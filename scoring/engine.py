@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, Table, delete, exists, select
 
+from core.bulk import gc_paused
 from core.config.scoring import FLAG_NAMES, ScoringConfig
 from scoring.bands import active_override, apply_hysteresis, band_of, direction_of
 from scoring.drivers import Driver, headline, phrase, summarize
@@ -430,6 +431,7 @@ def _chunks(n: int, size: int) -> Iterator[range]:
         yield range(start, min(n, start + size))
 
 
+@gc_paused()  # 100k accounts' scores, drivers and history rows: see core.bulk
 def score_accounts(
     engine: Engine,
     config: ScoringConfig,

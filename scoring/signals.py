@@ -52,6 +52,7 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
+from core.bulk import gc_paused
 from core.config.scoring import SIGNALS, ScoringConfig
 from scoring.relationship import StrengthParts, contact_strengths, seniority_weights, strength_sql
 from store.models import (
@@ -1147,6 +1148,7 @@ def _relationship_beside(engine: Engine, early: Select[Any] | None, ready: Futur
         worker._relationship_rows(itertools.chain([] if first is None else [first], partitions))
 
 
+@gc_paused()
 def compute_signals(
     conn: Connection,
     config: ScoringConfig,
