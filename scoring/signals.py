@@ -470,10 +470,10 @@ class _Builder:
         stmt = self.engagement_statement()
         self._engagement_rows(self.rows_in_partitions(stmt), len(stmt.selected_columns))
 
-    def engagement_statement(self, *, sorted_ahead: bool = False) -> Select[Any]:
+    def engagement_statement(self) -> Select[Any]:
         """One row per account reference with a touch (an email, call or meeting: every column counts touches alone,
-        so the others are filtered out before aggregating); ``sorted_ahead`` as for ``relationship_statement``.
-        ``touches_period`` is left out when the lonely-client period is the 90 days of ``touches_90d``."""
+        so the others are filtered out before aggregating). ``touches_period`` is left out when the lonely-client
+        period is the 90 days of ``touches_90d``."""
         a = ACT
         flag = self.config.flags.lonely_client
         when = self.bare(a.c.occurred_at)
@@ -491,13 +491,12 @@ class _Builder:
         ]
         if flag.period_days != 90:
             columns.append(self.count_if(when >= self.ago(flag.period_days)).label("touches_period"))
-        stmt = (
+        return (
             select(*columns)
             .where(self.scanned(a.c.occurred_at) < self.as_of, not_(a.c.is_deleted),
                    self.one_of(a.c.activity_type, TOUCH_TYPES), only)
             .group_by(source, account)
         )
-        return stmt.order_by(*map(_sorted_apart, (source, account))) if sorted_ahead else stmt
 
     def _engagement_rows(self, partitions: Iterable[Sequence[Sequence[Any]]], width: int) -> None:
         n = len(self.accounts)
@@ -1079,9 +1078,11 @@ class _QueriesAhead:
     """SQLite: queries run to their end on connections of their own, one after another in a thread, and read later.
 
     Sorted apart (``_sorted_apart``), a query's whole result is computed in its first ``sqlite3_step``, which the
-    driver runs without the GIL: the relationship SQL (about 3 s at 100k accounts) and then the engagement SQL
-    run on the second CPU while the calling thread computes the other families. The rows are read by the calling
-    thread, each result once it is ready, so that the two threads do not take the GIL from each other for every row
+    driver runs without the GIL: the relationship SQL (3.3-4.1 s at 100k accounts) runs on the second CPU while the
+    calling thread computes the other families, engagement included. With the garbage collector paused
+    (``core.bulk``) these take about as long (3.3-4.1 s, measured); when they took longer, the engagement SQL ran
+    ahead too, after the relationship's. The rows are read by the calling thread once the result is ready, so that
+    the two threads do not take the GIL from each other for every row
     (which made a whole family in a thread no faster, see ``second_connection_pays``). The engine's file
     connections may change threads.
     """
@@ -1167,7 +1168,7 @@ def compute_signals(
     ``attributes_as_of``: ARR, tier and renewal date as they were at ``as_of`` (backtests; ``load_accounts``).
     ``parallel``: in one process, run the relationship family on a second connection of the same engine, at the
     same time as the others: all of it on a database server (``second_connection_pays``); on a SQLite file, its
-    SQL and the engagement family's, read afterwards (``_QueriesAhead``).
+    SQL, read afterwards (``_QueriesAhead``).
     ``workers``: with more than one, processes that each compute a share of the portfolio
     (``scoring.partitions``; the whole portfolio only, not an explicit set of accounts).
     With either, ``conn`` must hold no uncommitted writes: the other connections read what is committed.
@@ -1185,8 +1186,7 @@ def compute_signals(
     ready: Future[_Builder] = Future()
     relationship: Future[None] | None = None
     if pool is None and parallel and _ahead_pays(conn):
-        ahead = _QueriesAhead(conn.engine, lambda b: [b.relationship_statement(sorted_ahead=True),
-                                                        b.engagement_statement(sorted_ahead=True)], early)
+        ahead = _QueriesAhead(conn.engine, lambda b: [b.relationship_statement(sorted_ahead=True)], early)
     elif pool is None and parallel and second_connection_pays(conn):
         # One process: the relationship family (the largest) runs on a second connection in a thread while the
         # others run here. Each family writes its own columns.
@@ -1202,9 +1202,8 @@ def compute_signals(
                 pool.compute(b)
             elif ahead is not None:
                 ahead.start(b)
-                b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f not in ("relationship", "engagement"))
+                b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f != "relationship")
                 b._relationship_rows(b.partitions_of(ahead.result(0)))
-                b._engagement_rows(b.partitions_of(ahead.result(1)), len(ahead.statements[1].selected_columns))
             elif relationship is not None:
                 ready.set_result(b)
                 b.run(f for f in b.KEYED_FAMILIES + b.LINKED_FAMILIES if f != "relationship")
