@@ -430,9 +430,8 @@ class _Builder:
         The grouped queries return hundreds of thousands of rows (per contact for relationship strength), and
         each value goes straight into a numpy column: SQLAlchemy's row objects and result processing cost a third
         of the time of reading them and give nothing here (these columns are numbers, strings and NULLs, with
-        no type to process). So after the first partition, which goes through SQLAlchemy and so also takes the
-        row it read ahead, the driver's cursor is read directly: a server-side cursor on PostgreSQL, memory
-        stays bounded either way.
+        no type to process). So only the one row SQLAlchemy read ahead goes through it; the driver's cursor is read
+        directly after it: a server-side cursor on PostgreSQL, memory stays bounded either way.
         """
         return self.partitions_of(self.conn.execute(stmt.execution_options(yield_per=STREAM_ROWS)))
 
@@ -440,11 +439,12 @@ class _Builder:
     def partitions_of(result: CursorResult[Any]) -> Generator[Sequence[Sequence[Any]], None, None]:
         """An executed (``yield_per``) result's rows, as ``rows_in_partitions`` gives them."""
         with result:
-            first = result.fetchmany(STREAM_ROWS)  # SQLAlchemy's buffer (the row read ahead) ends empty
-            if first:
-                yield [tuple(row) for row in first]
-            if len(first) < STREAM_ROWS:
+            # The row SQLAlchemy read ahead (its buffer holds one); a first partition of STREAM_ROWS through it cost
+            # 0.1-0.15 s per family at 100k accounts, the rows of the whole result read from the driver after it.
+            first = result.fetchmany(1)
+            if not first:
                 return
+            yield [tuple(first[0])]
             cursor = result.cursor
             while partition := cursor.fetchmany(STREAM_ROWS):
                 yield partition
