@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 from sqlalchemy import (
@@ -178,9 +178,13 @@ class SignalFrame:
         return {k: (None if math.isnan(v) else v) for k, v in zip(self._names, values, strict=True)}
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
+    if value is None or value.tzinfo is UTC:  # aware UTC already, as load_accounts gives them: as it is
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -932,8 +936,7 @@ class _Builder:
         own_days[own_days < 0] = np.nan  # a renewal date already past counts for nothing
         self.values["days_to_renewal"] = np.fmin(own_days, deal_days)  # the sooner; NaN only when both are
         as_of = self.as_of
-        seconds = [np.nan if x is None else (as_of - (x if x.tzinfo else x.replace(tzinfo=UTC))).total_seconds()
-                   for x in [a.created_at for a in accounts]]
+        seconds = [np.nan if x is None else (as_of - _utc(x)).total_seconds() for x in [a.created_at for a in accounts]]
         self.values["tenure_days"] = np.maximum(np.array(seconds, dtype=float) / 86400, 0.0)  # NaN stays NaN
         self.values["arr"] = np.array([np.nan if a.arr is None else a.arr for a in accounts], dtype=float)
 
@@ -1094,7 +1097,6 @@ class _QueriesAhead:
         self.engine = engine
         self.make = statements
         self.threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals")
-        self.statements: list[Select[Any]] = []
         self.ahead: list[Future[tuple[Connection, CursorResult[Any]]]] = []
         if early is not None:
             self.start(early)
@@ -1102,8 +1104,7 @@ class _QueriesAhead:
     def start(self, builder: _Builder) -> None:
         """Start the statements, unless they already are."""
         if not self.ahead:
-            self.statements = self.make(builder)
-            self.ahead = [self.threads.submit(self._execute, self.engine, stmt) for stmt in self.statements]
+            self.ahead = [self.threads.submit(self._execute, self.engine, stmt) for stmt in self.make(builder)]
 
     @staticmethod
     def _execute(engine: Engine, stmt: Select[Any]) -> tuple[Connection, CursorResult[Any]]:
@@ -1175,7 +1176,7 @@ def compute_signals(
     """
     from scoring.partitions import Workers, worker_count
 
-    as_of = _utc(as_of)  # type: ignore[assignment]
+    as_of = _utc(as_of)
     shares = worker_count(conn, workers, subset=account_ids is not None)
     pool = Workers(shares) if shares > 1 else None  # started first: their start-up overlaps the next steps
     # The statements depend on the accounts only when these are listed one by one: over the whole portfolio, the
