@@ -48,6 +48,7 @@ from sqlalchemy import (
     tuple_,
     type_coerce,
 )
+from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
@@ -352,13 +353,23 @@ class _Builder:
         CASE), or that sum where the database has no FILTER (SQLite before 3.30)."""
         return func.count().filter(cond) if self.filters else func.sum(case((cond, 1), else_=0))
 
-    def one_of(self, column: Column[Any], values: Sequence[str]) -> ColumnElement[bool]:
-        """``column IN values``, tested per row. On SQLite as equalities joined by OR: SQLite looks a list of more
-        than two constants up in a temporary index built for it, a B-tree search per row (5% of the engagement
-        query's instructions, 2% of the relationship query's, for the three kinds of touch)."""
-        if self.conn.dialect.name != "sqlite":
-            return column.in_(values)
+    @staticmethod
+    def one_of(column: Column[Any], values: Sequence[str]) -> ColumnElement[bool]:
+        """``column IN values``, tested per row, as equalities joined by OR. SQLite looks a list of more than two
+        constants up in a temporary index built for it, a B-tree search per row (5% of the engagement query's
+        instructions, 2% of the relationship query's, for the three kinds of touch); PostgreSQL walks an array
+        (4% of the engagement query's, 2% of the relationship query's, for the kinds of touch and directions)."""
         return or_(*[column == value for value in values])
+
+    def distinct_small(self, value: ColumnElement[Any], size: int) -> ColumnElement[Any]:
+        """How many distinct values of ``value``, an integer from 0 to ``size - 1`` (or NULL, not counted), the
+        group holds: ``count(DISTINCT value)``, or on PostgreSQL 14 and later the set bits of an OR of one bit
+        per value (``bit_count``). PostgreSQL sorts a group's values for every DISTINCT aggregate: over the
+        relationship query's 470k contacts and 100k accounts, 9% of its instructions (measured)."""
+        if self.conn.dialect.name != "postgresql" or (self.conn.dialect.server_version_info or (0,)) < (14,):
+            return func.count(value.distinct())
+        bits = func.bit_or(cast(literal(1), BigInteger()).op("<<")(value))
+        return func.coalesce(func.bit_count(cast(bits, BIT(size))), 0)
 
     def bare(self, column: Column[Any]) -> ColumnElement[Any]:
         """A time column to compare with a moment in an expression computed per row: on SQLite without the column's
@@ -487,7 +498,7 @@ class _Builder:
         columns = [
             source,
             account,
-            days_since(func.max(case((a.c.direction.in_(("two_way", "inbound")), a.c.occurred_at)))).label(
+            days_since(func.max(case((self.one_of(a.c.direction, ("two_way", "inbound")), a.c.occurred_at)))).label(
                 "days_since_two_way_touch"),
             days_since(func.max(a.c.occurred_at)).label("days_since_touch"),
             self.count_if(when >= t90).label("touches_90d"),
@@ -552,8 +563,9 @@ class _Builder:
             else_=rc.regularity_buckets - 1)
         last_touch: ColumnElement[Any] = p.c.occurred_at
         email = p.c.activity_type == "email"
-        email_two_way = and_(email, p.c.direction.in_(("inbound", "two_way")))
-        email_one_way = and_(email, or_(p.c.direction.is_(None), not_(p.c.direction.in_(("inbound", "two_way")))))
+        two_way = self.one_of(p.c.direction, ("inbound", "two_way"))
+        email_two_way = and_(email, two_way)
+        email_one_way = and_(email, or_(p.c.direction.is_(None), not_(two_way)))
         touch_kinds = [p.c.activity_type == "meeting", p.c.activity_type == "call", email_two_way, email_one_way,
                        when >= engaged_cut]
         reach = self.ago(max(rc.window_days, EXEC_MEETING_DAYS))
@@ -573,7 +585,7 @@ class _Builder:
                     strict=True)],
                 self.count_if(and_(p.c.activity_type == "meeting", when >= self.ago(EXEC_MEETING_DAYS))).label(
                     "meetings_180d"),
-                func.count(period.distinct()).label("active_buckets"),
+                self.distinct_small(period, rc.regularity_buckets).label("active_buckets"),
             )
             .where(
                 self.scanned(p.c.occurred_at) < self.as_of,
@@ -633,7 +645,7 @@ class _Builder:
             pc.c.account_key,
             func.sum(case((live, strength), else_=0.0)).label("strength_sum"),
             self.count_if(engaged).label("thread_count"),
-            func.count(case((engaged, pc.c.level)).distinct()).label("seniority_levels_engaged"),
+            self.distinct_small(case((engaged, pc.c.level)), len(SENIORITY_LEVELS)).label("seniority_levels_engaged"),
             func.count(case((and_(engaged, pc.c.department != ""), self.folded(pc.c.department))).distinct()).label(
                 "departments_engaged"),
             func.max(case((and_(engaged, is_exec), 1), else_=0)).label("exec_sponsor_engaged"),

@@ -148,6 +148,30 @@ def test_regularity_periods_end_exactly_at_their_bounds(store_engine: Engine) ->
     assert contact.parts.regularity == 3 / CONFIG.relationship.regularity_buckets
 
 
+def test_touches_in_distant_periods_each_count_once_with_the_most_periods(store_engine: Engine) -> None:
+    """With 36 periods, touches in periods 0, 16, 31 and 35 (two in 35) make 4 active periods on both backends:
+    PostgreSQL counts them as the bits of a 64-bit OR (``_Builder.distinct_small``), which must not overflow."""
+    from datetime import timedelta
+
+    from core.records import AccountRecord, ActivityType, ContactRecord
+    from tests.scoring.conftest import SF, _act, store
+
+    config = CONFIG.model_copy(update={"relationship": CONFIG.relationship.model_copy(
+        update={"regularity_buckets": 36})})
+    length = timedelta(days=config.relationship.window_days / 36)
+    half = length / 2
+    store(store_engine,
+          AccountRecord(source=SF, external_id="001D", name="Distant", source_created_at=T - timedelta(days=800)),
+          ContactRecord(source=SF, external_id="d1", account_external_id="001D", first_name="Di", last_name="D"),
+          *[_act(f"d{i}", ActivityType.MEETING, T - (k * length + half), "001D", ("d1",))
+            for i, k in enumerate([0, 16, 31, 35, 35])])
+    with store_engine.connect() as conn:
+        frame = compute_signals(conn, config, T, detail_for=[1])
+    (contact,) = frame.contacts[0]
+    assert contact.touches == 5
+    assert contact.parts.regularity == 4 / 36
+
+
 @pytest.mark.parametrize("count", [0, 1, 4, 5, 6, 17])
 def test_the_row_stream_gives_every_row_once_across_partition_bounds(
     store_engine: Engine, monkeypatch: pytest.MonkeyPatch, count: int
