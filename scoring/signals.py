@@ -1145,10 +1145,31 @@ class _QueriesAhead:
                 own.close()
 
 
+# Memory a hash table of the relationship query may take on PostgreSQL (``_roomy_hashes``).
+HASH_MEMORY_MB = 64
+
+
+def _roomy_hashes(conn: Connection) -> None:
+    """Let this connection's hash tables take ``HASH_MEMORY_MB`` (its transaction only) on PostgreSQL, by raising
+    ``hash_mem_multiplier`` to that over ``work_mem`` (at most to 1000, its limit), never lowering it.
+
+    With the default 4 MB of ``work_mem`` (8 MB of hash memory), the relationship query's join of 470k per-contact
+    rows with 500k contacts (46 MB at 100k accounts) spills both sides to disk in 8 batches. Sorts keep to
+    ``work_mem``: a larger one makes the planner hash the per-contact aggregate instead of streaming it in index
+    order, which took twice as long. Measured at 100k accounts: 3.1-3.8 s -> 2.6-2.8 s (median of 5, two rounds).
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    conn.exec_driver_sql(
+        "SELECT set_config('hash_mem_multiplier', greatest(current_setting('hash_mem_multiplier')::float8, "
+        f"least({HASH_MEMORY_MB} * 1048576.0 / pg_size_bytes(current_setting('work_mem')), 1000))::text, true)")
+
+
 def _relationship_beside(engine: Engine, early: Select[Any] | None, ready: Future[_Builder]) -> None:
     """The relationship family on a connection of its own (a database server): its statement starts at once when
     known early (``early``), and its rows are read into the builder once ``ready`` holds it (the accounts read)."""
     with engine.connect() as own:
+        _roomy_hashes(own)
         stmt = early if early is not None else ready.result().relationship_statement()
         partitions = _Builder.partitions_of(own.execute(stmt.execution_options(yield_per=STREAM_ROWS)))
         try:

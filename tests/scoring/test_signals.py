@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 
 from core.config.scoring import ScoringConfig
 from scoring.signals import SignalFrame, compute_signals
@@ -450,3 +450,30 @@ def test_days_to_renewal_is_the_sooner_of_the_accounts_date_and_its_next_renewal
     got = {a.name: (frame.row(i)["days_to_renewal"], frame.row(i)["tenure_days"], frame.row(i)["arr"])
            for i, a in enumerate(frame.accounts)}
     assert got == {"P": (30.0, 29.5, None), "Q": (None, None, None), "R": (10.0, None, 5.0)}
+
+
+def test_the_relationship_connection_gives_hash_tables_room_for_its_transaction_only(
+    small_book: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: hash memory becomes HASH_MEMORY_MB (as a multiple of work_mem, within 1000), never less than it
+    was, until the transaction ends; the relationship family's own connection gets it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL setting")
+    from scoring import signals
+
+    def multiplier(conn: Connection) -> float:
+        return float(conn.exec_driver_sql("SELECT current_setting('hash_mem_multiplier')").scalar_one())
+
+    with small_book.connect() as conn:
+        before = multiplier(conn)
+        for work_mem, expected in (("4MB", 16.0), ("64kB", 1000.0), ("1GB", before)):
+            conn.exec_driver_sql(f"SET work_mem = '{work_mem}'")
+            signals._roomy_hashes(conn)
+            assert multiplier(conn) == expected
+            conn.rollback()
+            assert multiplier(conn) == before
+    calls: list[Connection] = []
+    original = signals._roomy_hashes
+    monkeypatch.setattr(signals, "_roomy_hashes", lambda c: (calls.append(c), original(c))[-1])
+    assert _by_name(_frame(small_book, parallel=True))["Acme Corp"]["thread_count"] == 2.0
+    assert len(calls) == 1
