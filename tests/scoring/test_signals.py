@@ -474,6 +474,11 @@ def test_the_relationship_connection_gives_hash_tables_room_for_its_transaction_
             assert multiplier(conn) == before
     calls: list[Connection] = []
     original = signals._roomy_hashes
-    monkeypatch.setattr(signals, "_roomy_hashes", lambda c: (calls.append(c), original(c))[-1])
+
+    def recorded(conn: Connection) -> None:
+        calls.append(conn)
+        original(conn)
+
+    monkeypatch.setattr(signals, "_roomy_hashes", recorded)
     assert _by_name(_frame(small_book, parallel=True))["Acme Corp"]["thread_count"] == 2.0
     assert len(calls) == 1
