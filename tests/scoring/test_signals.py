@@ -482,3 +482,23 @@ def test_the_relationship_connection_gives_hash_tables_room_for_its_transaction_
     monkeypatch.setattr(signals, "_roomy_hashes", recorded)
     assert _by_name(_frame(small_book, parallel=True))["Acme Corp"]["thread_count"] == 2.0
     assert len(calls) == 1
+
+
+def test_postgresql_before_14_counts_distinct_values_the_same(small_book: Engine, database_url: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bit_count`` came with PostgreSQL 14; before it, the small distinct counts are ``count(DISTINCT ...)``."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL fallback")
+    from scoring.signals import _Builder
+
+    def relationship_sql() -> str:
+        with small_book.connect() as conn:
+            return str(_Builder(conn, CONFIG, T, [], set(), subset=False).relationship_statement().compile(conn))
+
+    counted = _frame(small_book, detail_for=[1, 2, 3])
+    assert relationship_sql().count("bit_count") == 2 and relationship_sql().count("DISTINCT") == 1  # departments
+    monkeypatch.setattr(small_book.dialect, "server_version_info", (13, 12))
+    assert "bit_count" not in relationship_sql() and relationship_sql().count("DISTINCT") == 3
+    fallback = _frame(small_book, detail_for=[1, 2, 3])
+    assert _by_name(fallback) == _by_name(counted)
+    assert fallback.contacts == counted.contacts
