@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from core.config.scoring import FLAG_NAMES, ScoringConfig  # noqa: E402
 from store.db import make_engine  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
-from store.models import SYNCED_MODELS, AccountLink, ActivityParticipant  # noqa: E402
+from store.models import SYNCED_MODELS, AccountLink, ActivityParticipant, epoch_us  # noqa: E402
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 CHUNK = 20_000
@@ -131,17 +131,20 @@ def fill(engine: Engine, accounts: int, activities: int, tickets: int, surveys: 
     contact = acct * contacts_per + rng.integers(0, contacts_per, activities)
     for a, b in _chunks(activities):
         when = _ts(AS_OF, age[a:b])
+        when_us = [epoch_us(w) for w in when]  # written beside occurred_at, as store.upsert writes it
         rows, parts = [], []
         for k, i in enumerate(range(a, b)):
             t = str(kind[i])
             direction = "two_way" if t == "meeting" else (None if t == "note" else
                                                           ("inbound" if inbound[i] else "outbound"))
             rows.append({**common, "id": i + 1, "external_id": f"X{i + 1}", "activity_type": t,
-                         "direction": direction, "occurred_at": when[k], "account_external_id": f"A{acct[i] + 1}"})
+                         "direction": direction, "occurred_at": when[k], "occurred_us": when_us[k],
+                         "account_external_id": f"A{acct[i] + 1}"})
             if t != "note":  # participants carry a copy of their activity's fields, as the store keeps them
                 parts.append({"source": "salesforce", "activity_external_id": f"X{i + 1}",
                               "contact_external_id": f"C{contact[i] + 1}", "account_external_id": f"A{acct[i] + 1}",
-                              "occurred_at": when[k], "activity_type": t, "direction": direction,
+                              "occurred_at": when[k], "occurred_us": when_us[k], "activity_type": t,
+                              "direction": direction,
                               "is_deleted": False})
         insert(_table("activities"), rows)
         with engine.begin() as conn:
@@ -281,8 +284,8 @@ def _run_child(url: str, persist: bool, workers: int) -> dict[str, Any]:
 
 # One hand-written DuckDB query: the aggregates ``scoring.signals.compute_signals`` computes, with its windows and
 # semantics (every catalogue signal but the four flags, plus ``days_since_touch`` and ``touches_period``, and each
-# account's champion). Only the regularity period CASE is filled in from the configuration (``reference_query``);
-# every other setting is a bound parameter. ``verify_reference`` (``--verify``) checks it equals the engine's frame.
+# account's champion). Every setting is a bound parameter (``reference_query``). ``verify_reference`` (``--verify``)
+# checks it equals the engine's frame.
 DUCKDB_QUERY = """
 WITH acc AS (  -- the accounts that existed at as_of
   SELECT id, source, external_id, arr, renewal_date, source_created_at FROM accounts
@@ -306,7 +309,7 @@ per_contact AS (  -- participants alone: each row carries its activity's account
       AS one_way_emails,
     count(*) FILTER (WHERE occurred_at >= $engaged_start) AS engaged_touches,
     count(*) FILTER (WHERE activity_type = 'meeting' AND occurred_at >= $as_of - INTERVAL 180 DAY) AS meetings_180d,
-    count(DISTINCT CASE {regularity_period} END) AS active_buckets
+    count(DISTINCT (date_diff('microsecond', occurred_at, $as_of) * $buckets - 1) // $window_us) AS active_buckets
   FROM activity_participants
   WHERE occurred_at < $as_of AND occurred_at >= $window_start AND NOT is_deleted
     AND activity_type IN ('email', 'call', 'meeting')
@@ -452,7 +455,7 @@ CHAMPION_COLUMNS = ("champion_contact_id", "champion_prior_touches", "champion_g
 def reference_query(config: ScoringConfig, as_of: datetime = AS_OF) -> tuple[str, dict[str, Any]]:
     """``DUCKDB_QUERY`` for this configuration and its parameters (naive UTC times, as the store keeps them).
 
-    The regularity period of a touch is a CASE over the periods' bounds, as compute_signals writes it: period k
+    The regularity period of a touch is computed in whole microseconds, as compute_signals computes it: period k
     holds the touches more than k and at most k + 1 period lengths before as_of.
     """
     rc = config.relationship
@@ -461,14 +464,12 @@ def reference_query(config: ScoringConfig, as_of: datetime = AS_OF) -> tuple[str
     def ago(days: float) -> datetime:
         return naive - timedelta(days=days)
 
-    length = rc.window_days / rc.regularity_buckets
-    bounds = {f"period_bound_{k + 1}": ago(length * (k + 1)) for k in range(rc.regularity_buckets - 1)}
-    period = " ".join(f"WHEN occurred_at > ${name} THEN {k}" for k, name in enumerate(bounds))
     components = rc.components
     params: dict[str, Any] = {
         "as_of": naive, "as_day": naive.date(),
         "touch_period_start": ago(config.flags.lonely_client.period_days),
-        "window_start": ago(rc.window_days), "engaged_start": ago(rc.engaged_days), **bounds,
+        "window_start": ago(rc.window_days), "engaged_start": ago(rc.engaged_days),
+        "buckets": rc.regularity_buckets, "window_us": rc.window_days * 86_400_000_000,
         **rc.seniority.model_dump(), **rc.intimacy.model_dump(),
         **{f"{name}_weight": weight for name, weight in components.model_dump().items()},
         "component_total": components.recency + components.frequency + components.regularity + components.intimacy,
@@ -478,7 +479,7 @@ def reference_query(config: ScoringConfig, as_of: datetime = AS_OF) -> tuple[str
         "expansion_topics": config.intent.expansion_topics or [""], "risk_topics": config.intent.risk_topics or [""],
         "intent_start": ago(config.intent.window_days),
     }
-    return DUCKDB_QUERY.format(regularity_period=f"{period} ELSE {rc.regularity_buckets - 1}"), params
+    return DUCKDB_QUERY, params
 
 
 _DUCK_TABLES = {

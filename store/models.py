@@ -63,6 +63,24 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
+def epoch_us(moment: datetime) -> int:
+    """A moment (aware, or naive UTC as the store keeps it) as whole microseconds since 1970-01-01 UTC: exact, where
+    a float of seconds is not."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _occurred_us(context: Any) -> int | None:
+    """``occurred_us`` for an INSERT that did not give it: from the row's ``occurred_at`` (see ``Activity``)."""
+    occurred_at = context.get_current_parameters().get("occurred_at")
+    return None if occurred_at is None else epoch_us(occurred_at)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
@@ -162,13 +180,17 @@ class Activity(SyncedMixin, Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
         # Covering for scoring's per-account aggregates: whole-portfolio GROUP BYs run as index-only scans.
-        Index("ix_activities_account_time", "source", "account_external_id", "occurred_at", "activity_type",
+        Index("ix_activities_account_time", "source", "account_external_id", "occurred_us", "activity_type",
               "direction", "is_deleted", "external_id"),
     )
 
     activity_type: Mapped[str] = mapped_column(String(16))
     direction: Mapped[str | None] = mapped_column(String(16))
     occurred_at: Mapped[datetime]
+    # occurred_at as microseconds since 1970 UTC (``epoch_us``), written with it (``store.upsert``; an INSERT without
+    # it gets it from occurred_at). Scoring compares and subtracts these integers: on SQLite a datetime is text, and
+    # comparing text was a seventh of the relationship query's instructions (``scoring.signals``).
+    occurred_us: Mapped[int | None] = mapped_column(BigInteger, default=_occurred_us)
     account_external_id: Mapped[str | None] = mapped_column(String(64))
     owner_external_id: Mapped[str | None] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(255))
@@ -187,7 +209,7 @@ class ActivityParticipant(Base):
     __table_args__ = (
         Index("ix_activity_participants_contact", "source", "contact_external_id"),
         Index("ix_activity_participants_account", "source", "account_external_id", "contact_external_id",
-              "occurred_at", "activity_type", "direction", "is_deleted"),
+              "occurred_us", "activity_type", "direction", "is_deleted"),
     )
 
     source: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -195,6 +217,7 @@ class ActivityParticipant(Base):
     contact_external_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_external_id: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime | None]
+    occurred_us: Mapped[int | None] = mapped_column(BigInteger, default=_occurred_us)  # as the activity's
     activity_type: Mapped[str | None] = mapped_column(String(16))
     direction: Mapped[str | None] = mapped_column(String(16))
     is_deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")

@@ -13,7 +13,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.domains import normalize_domain
 from core.records import AccountRecord, ActivityRecord, CanonicalRecord, now_utc
 from store.db import json_dumps
-from store.models import SYNCED_MODELS, AccountDomain, AccountSnapshot, ActivityParticipant, UtcDateTime
+from store.models import (
+    SYNCED_MODELS,
+    AccountDomain,
+    AccountSnapshot,
+    ActivityParticipant,
+    UtcDateTime,
+    epoch_us,
+)
 
 
 @dataclass
@@ -101,6 +108,8 @@ def _row(record: CanonicalRecord, synced_at: datetime, columns: set[str]) -> dic
     row = {k: list(v) if isinstance(v, tuple) else v for k, v in record.model_dump().items() if k in columns}
     row["synced_at"] = synced_at
     row["deleted_at"] = synced_at if record.is_deleted else None
+    if isinstance(record, ActivityRecord):  # in every row, so that an update changes it with occurred_at
+        row["occurred_us"] = epoch_us(record.occurred_at)
     return row
 
 
@@ -172,6 +181,7 @@ def _replace_participants(conn: Connection, records: list[ActivityRecord]) -> No
         # A copy of the activity's own fields (see ActivityParticipant), written with it.
         copy = {"source": r.source, "activity_external_id": r.external_id,
                 "account_external_id": r.account_external_id, "occurred_at": r.occurred_at,
+                "occurred_us": epoch_us(r.occurred_at),
                 "activity_type": str(r.activity_type), "direction": str(r.direction) if r.direction else None,
                 "is_deleted": r.is_deleted}
         rows.extend({**copy, "contact_external_id": c} for c in dict.fromkeys(r.contact_external_ids))

@@ -148,6 +148,34 @@ def test_regularity_periods_end_exactly_at_their_bounds(store_engine: Engine) ->
     assert contact.parts.regularity == 3 / CONFIG.relationship.regularity_buckets
 
 
+def test_a_period_ends_at_its_exact_length_not_at_a_rounded_microsecond(store_engine: Engine) -> None:
+    """With 11 periods a period is 2,866,909,090,909.09 microseconds. A touch that many whole microseconds before
+    as_of is still in period 0 (a bound rounded to the microsecond put it in period 1); one microsecond more is in
+    period 1."""
+    from datetime import timedelta
+
+    from core.records import AccountRecord, ActivityType, ContactRecord
+    from tests.scoring.conftest import SF, _act, store
+
+    config = CONFIG.model_copy(update={"relationship": CONFIG.relationship.model_copy(
+        update={"regularity_buckets": 11})})
+    window_us = config.relationship.window_days * 86_400_000_000
+    assert window_us % 11 == 1  # the length has a fraction of a microsecond below a half
+    whole = timedelta(microseconds=window_us // 11)
+    tick = timedelta(microseconds=1)
+    store(store_engine,
+          AccountRecord(source=SF, external_id="001E", name="Edge", source_created_at=T - timedelta(days=800)),
+          ContactRecord(source=SF, external_id="e1", account_external_id="001E", first_name="In", last_name="Zero"),
+          ContactRecord(source=SF, external_id="e2", account_external_id="001E", first_name="In", last_name="One"),
+          _act("z1", ActivityType.CALL, T - tick, "001E", ("e1", "e2")),
+          _act("z2", ActivityType.CALL, T - whole, "001E", ("e1",)),
+          _act("z3", ActivityType.CALL, T - whole - tick, "001E", ("e2",)))
+    with store_engine.connect() as conn:
+        frame = compute_signals(conn, config, T, detail_for=[1])
+    regularity = {c.name: c.parts.regularity for c in frame.contacts[0]}
+    assert regularity == {"In Zero": 1 / 11, "In One": 2 / 11}
+
+
 def test_touches_in_distant_periods_each_count_once_with_the_most_periods(store_engine: Engine) -> None:
     """With 36 periods, touches in periods 0, 16, 31 and 35 (two in 35) make 4 active periods on both backends:
     PostgreSQL counts them as the bits of a 64-bit OR (``_Builder.distinct_small``), which must not overflow."""
