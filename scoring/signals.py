@@ -1091,9 +1091,9 @@ class _QueriesAhead:
     """SQLite: queries run to their end on connections of their own, one after another in a thread, and read later.
 
     Sorted apart (``_sorted_apart``), a query's whole result is computed in its first ``sqlite3_step``, which the
-    driver runs without the GIL: the relationship SQL (3.3-4.1 s at 100k accounts) runs on the second CPU while the
+    driver runs without the GIL: the relationship SQL (2.2-2.3 s at 100k accounts) runs on the second CPU while the
     calling thread computes the other families, engagement included. With the garbage collector paused
-    (``core.bulk``) these take about as long (3.3-4.1 s, measured); when they took longer, the engagement SQL ran
+    (``core.bulk``) these take about as long (2.3 s, measured); when they took longer, the engagement SQL ran
     ahead too, after the relationship's. The rows are read by the calling thread once the result is ready, so that
     the two threads do not take the GIL from each other for every row
     (which made a whole family in a thread no faster, see ``second_connection_pays``). The engine's file
