@@ -12,9 +12,10 @@ the portfolio, percentiles) run afterwards on the whole frame, so the result is 
 (tested on SQLite and PostgreSQL).
 
 Opt-in (``HEALTH_AGENT_SCORING_WORKERS``), because it pays only with CPUs to spare. Measured on 2 CPUs with
-100k accounts: on SQLite two shares compute the signals in about 12 s against 14-16 s in one process, but the
-worker holds about 240 MB of its own; on PostgreSQL the server needs the same two CPUs, and one process with
-the relationship family on a second connection (the default) was faster: 9.6-9.9 s against 11-13 s.
+100k accounts (2026-12-04): on SQLite one process, with the relationship SQL running ahead on a second
+connection (the default), computed the signals in 2.6 s against 4.6 s in two shares, whose worker held about
+290 MB of its own; on PostgreSQL the server needs the same two CPUs, and one process with the relationship family
+on a second connection (the default) was faster too (in an earlier round: 9.6-9.9 s against 11-13 s).
 
 Processes, not threads: with SQLite the work happens inside ``sqlite3_step``, which takes the GIL back for
 every row, and turning rows into arrays is Python work on any database. A worker that fails (or a platform
