@@ -301,7 +301,7 @@ class _Builder:
 
     def days_before(self, when_us: ColumnElement[Any]) -> ColumnElement[Any]:
         """Days (fractional) from ``when_us``, a moment in microseconds since 1970 (``occurred_us``), to as_of: the
-        exact whole microseconds between them, over a day's."""
+        whole microseconds between them (exact) over the microseconds in a day."""
         return (self.us(self.as_of) - when_us) / literal(86_400e6, Float())
 
     @staticmethod
