@@ -40,22 +40,30 @@ INDEXES = {  # name: (table, columns before the time, columns after it)
 }
 
 
-def _reindex(time_column: str) -> None:
-    for name, (table, before, after) in INDEXES.items():
+def _drop_indexes() -> None:
+    for name, (table, _before, _after) in INDEXES.items():
         op.drop_index(name, table_name=table)
+
+
+def _create_indexes(time_column: str) -> None:
+    for name, (table, before, after) in INDEXES.items():
         op.create_index(name, table, [*before, time_column, *after], unique=False)
 
 
 def upgrade() -> None:
+    # The old indexes go first: the UPDATE writes every row, and each index still there would be written with it
+    # (on PostgreSQL, 2M activities and 1.7M participants took 99 s so, 44 s without).
+    _drop_indexes()
     bind = op.get_bind()
     for table in ("activities", "activity_participants"):
         op.add_column(table, sa.Column("occurred_us", sa.BigInteger(), nullable=True))
         op.execute(f"UPDATE {table} SET occurred_us = {EPOCH_US[bind.dialect.name]} WHERE occurred_at IS NOT NULL")
-    _reindex("occurred_us")
+    _create_indexes("occurred_us")
 
 
 def downgrade() -> None:
-    _reindex("occurred_at")
+    _drop_indexes()
     for table in ("activity_participants", "activities"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("occurred_us")
+    _create_indexes("occurred_at")
