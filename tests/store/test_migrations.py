@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, Table, insert, select, text
+from sqlalchemy import Engine, Table, insert, inspect, select, text
 
 from core.records import ActivityRecord, ActivityType, Direction
 from store.db import make_engine, sqlite_driver
@@ -104,6 +104,13 @@ def test_0006_fills_occurred_us_exactly_from_occurred_at(database_url: str) -> N
             assert dict(conn.execute(select(pt.c.activity_external_id, pt.c.occurred_us)).all()) == {
                 **expected, "gone": None}
             assert all(epoch_us(at) == us for at, us in conn.execute(select(act.c.occurred_at, act.c.occurred_us)))
+        command.downgrade(alembic_config(engine), "0005")  # and back: the indexes on occurred_at again
+        indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("activity_participants")}
+        assert "occurred_us" not in {c["name"] for c in inspect(engine).get_columns("activity_participants")}
+        assert indexes["ix_activity_participants_account"][3] == "occurred_at"
+        assert upgrade(engine) == ("0005", head_revision())
+        with engine.connect() as conn:
+            assert dict(conn.execute(select(act.c.external_id, act.c.occurred_us)).all()) == expected
     finally:
         engine.dispose()
 
