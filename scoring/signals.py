@@ -302,12 +302,11 @@ class _Builder:
     def days_before(self, when_us: ColumnElement[Any]) -> ColumnElement[Any]:
         """Days (fractional) from ``when_us``, a moment in microseconds since 1970 (``occurred_us``), to as_of: the
         whole microseconds between them (exact) over the microseconds in a day."""
-        return (self.us(self.as_of) - when_us) / literal(86_400e6, Float())
+        return (self.ago_us() - when_us) / literal(86_400e6, Float())
 
-    @staticmethod
-    def us(moment: datetime) -> ColumnElement[Any]:
-        """A moment as microseconds since 1970, to compare with ``occurred_us``."""
-        return literal(epoch_us(moment), BigInteger())
+    def ago_us(self, days: float = 0) -> ColumnElement[Any]:
+        """``days`` before as_of (``ago``) as microseconds since 1970, to compare with ``occurred_us``."""
+        return literal(epoch_us(self.ago(days)), BigInteger())
 
     def folded(self, text: ColumnElement[Any]) -> ColumnElement[Any]:
         return folded(self.conn, text)
@@ -492,7 +491,7 @@ class _Builder:
         a = ACT
         flag = self.config.flags.lonely_client
         when = a.c.occurred_us
-        t90 = self.us(self.ago(90))
+        t90 = self.ago_us(90)
         source, account, only = self.account_key(a)
         days_since = self.days_before
         columns = [
@@ -505,10 +504,10 @@ class _Builder:
             self.count_if(and_(a.c.activity_type == "meeting", when >= t90)).label("meetings_90d"),
         ]
         if flag.period_days != 90:
-            columns.append(self.count_if(when >= self.us(self.ago(flag.period_days))).label("touches_period"))
+            columns.append(self.count_if(when >= self.ago_us(flag.period_days)).label("touches_period"))
         return (
             select(*columns)
-            .where(self.scanned(when) < self.us(self.as_of), not_(a.c.is_deleted),
+            .where(self.scanned(when) < self.ago_us(), not_(a.c.is_deleted),
                    self.one_of(a.c.activity_type, TOUCH_TYPES), only)
             .group_by(source, account)
         )
@@ -557,7 +556,7 @@ class _Builder:
         # k when k W < d B <= (k + 1) W, that is k = (d B - 1) div W (d >= 1 here), the same on every backend.
         # One integer expression per row: on SQLite a CASE over the periods' bounds took 2% more of the query.
         buckets = rc.regularity_buckets
-        elapsed = self.us(self.as_of) - when
+        elapsed = self.ago_us() - when
         period: ColumnElement[Any] = (elapsed * buckets - 1) // literal(rc.window_days * 86_400_000_000, BigInteger())
         last_touch: ColumnElement[Any] = when
         email = p.c.activity_type == "email"
@@ -565,10 +564,10 @@ class _Builder:
         email_two_way = and_(email, two_way)
         email_one_way = and_(email, or_(p.c.direction.is_(None), not_(two_way)))
         touch_kinds = [p.c.activity_type == "meeting", p.c.activity_type == "call", email_two_way, email_one_way,
-                       when >= self.us(self.ago(rc.engaged_days))]
-        reach = self.us(self.ago(max(rc.window_days, EXEC_MEETING_DAYS)))
+                       when >= self.ago_us(rc.engaged_days)]
+        reach = self.ago_us(max(rc.window_days, EXEC_MEETING_DAYS))
         if rc.window_days < EXEC_MEETING_DAYS:  # rows before the window count for meetings_180d alone
-            in_window = when >= self.us(self.ago(rc.window_days))
+            in_window = when >= self.ago_us(rc.window_days)
             touch_kinds = [and_(kind, in_window) for kind in touch_kinds]
             period, last_touch = case((in_window, period)), case((in_window, when))
         source, account, in_frame = self.account_key(p)
@@ -581,12 +580,12 @@ class _Builder:
                 *[self.count_if(kind).label(name) for kind, name in zip(
                     touch_kinds, ("meetings", "calls", "two_way_emails", "one_way_emails", "engaged_touches"),
                     strict=True)],
-                self.count_if(and_(p.c.activity_type == "meeting", when >= self.us(self.ago(EXEC_MEETING_DAYS)))).label(
+                self.count_if(and_(p.c.activity_type == "meeting", when >= self.ago_us(EXEC_MEETING_DAYS))).label(
                     "meetings_180d"),
                 self.distinct_small(period, buckets).label("active_buckets"),
             )
             .where(
-                self.scanned(when) < self.us(self.as_of),
+                self.scanned(when) < self.ago_us(),
                 self.scanned(when) >= reach,
                 not_(p.c.is_deleted),
                 self.one_of(p.c.activity_type, TOUCH_TYPES),
